@@ -1,0 +1,45 @@
+"""Model zoo: backbones, recurrent heads, fusion and the two papers' networks.
+
+Use :func:`create` to build any registered network by name::
+
+    model = jaxact.models.create('two_stream_lstm', num_classes=101)
+    logits, features = model.apply(variables, {'rgb': rgb, 'flow': flow})
+
+Registered names are listed by :func:`names`.
+"""
+
+from typing import Any, Callable
+
+import flax.linen as nn
+
+
+def _registry() -> dict[str, Callable[..., nn.Module]]:
+  # Imported lazily so `import jaxact.models` stays cheap and side-effect free.
+  from jaxact.models import resnet
+  from jaxact.models import two_stream
+  return {**resnet.BACKBONES, **two_stream.TWO_STREAM_MODELS}
+
+
+def names() -> list[str]:
+  """Sorted names accepted by :func:`create`."""
+  return sorted(_registry())
+
+
+def create(name: str, *, num_classes: int, **overrides: Any) -> nn.Module:
+  """Build the registered network ``name`` with a ``num_classes``-way head.
+
+  Args:
+    name: one of :func:`names` (e.g. ``resnet101``, ``cotnet101``,
+      ``two_stream_lstm``, ``two_stream_convlstm``, and ``*_tiny`` variants).
+    num_classes: size of the classifier output.
+    **overrides: module fields to change (``dtype``, ``param_dtype``,
+      ``backbone``, ``fusion``, …); an unknown field raises ``TypeError``.
+
+  Returns:
+    An unbound ``flax.linen.Module``; ``module.apply(variables, x, train=False)``
+    returns ``(logits, features)``.
+  """
+  registry = _registry()
+  if name not in registry:
+    raise ValueError(f"Unknown model {name!r}; known models: {', '.join(sorted(registry))}")
+  return registry[name](num_classes=num_classes, **overrides)
