@@ -1,0 +1,155 @@
+"""jaxact's TFDS video builders and what the rest of jaxact reads from them.
+
+Builders (registered with TFDS under prefixed names, so they cannot clash with
+TFDS's own ``ucf101``): ``jaxact_ucf101``, ``jaxact_hmdb51``,
+``jaxact_kinetics400``, ``jaxact_video_folder``, ``jaxact_synthetic_motion``.
+Importing this package does not import (register) them; :func:`builder_class`
+does, lazily.
+
+* :func:`load_info` reads class names, split sizes and skipped files from a
+  built dataset's metadata without rebuilding (and without the builder code);
+* :class:`DatasetNotBuiltError` says which command builds a missing dataset.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import os
+import shlex
+
+from jaxact.data.config import DATASET_NAMES
+
+_MODULES = {
+    "ucf101": ("ucf101", "JaxactUcf101"),
+    "hmdb51": ("hmdb51", "JaxactHmdb51"),
+    "kinetics400": ("kinetics400", "JaxactKinetics400"),
+    "video_folder": ("video_folder", "JaxactVideoFolder"),
+    "synthetic_motion": ("synthetic_motion", "JaxactSyntheticMotion"),
+}
+
+
+class DatasetNotBuiltError(FileNotFoundError):
+  """The dataset has not been built in ``data_dir``; the message says how."""
+
+  def __init__(self, name: str, data_dir: str, config: str = ""):
+    self.name, self.data_dir, self.config = name, data_dir, config
+    cmd = f"python -m jaxact.data.build {name}"
+    if name != "synthetic_motion":
+      cmd += " --manual_dir /path/to/download"
+    if data_dir:
+      cmd += f" --data_dir {shlex.quote(data_dir)}"
+    if config:
+      cmd += f" --config {config}"
+    where = data_dir or "the TFDS default data_dir"
+    super().__init__(
+        f"dataset {name!r}{'/' + config if config else ''} is not built in "
+        f"{where}; build it with: {cmd}")
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetInfo:
+  """What a built dataset's metadata says.
+
+  Attributes:
+    name: short name (e.g. ``'ucf101'``).
+    config: builder config name.
+    path: folder of the prepared dataset.
+    class_names: names in label order.
+    split_sizes: ``{split: num_examples}``.
+    skipped: ``[{'split', 'path', 'reason'}]`` videos left out of the build.
+  """
+  name: str
+  config: str
+  path: str
+  class_names: tuple[str, ...]
+  split_sizes: dict
+  skipped: tuple
+
+  @property
+  def num_classes(self) -> int:
+    return len(self.class_names)
+
+
+def short_name(name: str) -> str:
+  """Accepts ``'ucf101'`` or ``'jaxact_ucf101'``; returns the short name."""
+  short = name[len("jaxact_"):] if name.startswith("jaxact_") else name
+  if short not in DATASET_NAMES:
+    raise KeyError(f"unknown dataset {name!r}; known: "
+                   f"{', '.join(sorted(DATASET_NAMES))}")
+  return short
+
+
+def builder_class(name: str):
+  """The TFDS builder class of a short or registered name (imports it)."""
+  module, cls = _MODULES[short_name(name)]
+  return getattr(importlib.import_module(f"jaxact.data.datasets.{module}"), cls)
+
+
+def default_config_name(name: str) -> str:
+  return builder_class(name).BUILDER_CONFIGS[0].name
+
+
+def _data_dir(data_dir: str | os.PathLike | None) -> str:
+  if data_dir:
+    return os.path.expanduser(os.fspath(data_dir))
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  return os.fspath(tfds.core.constants.DATA_DIR)
+
+
+def prepared_dir(name: str, data_dir: str | os.PathLike | None,
+                 config: str = "") -> str | None:
+  """Folder of the newest prepared version, or None if not built."""
+  root = os.path.join(_data_dir(data_dir), DATASET_NAMES[short_name(name)],
+                      config or default_config_name(name))
+  if not os.path.isdir(root):
+    return None
+  versions = [v for v in os.listdir(root)
+              if os.path.isfile(os.path.join(root, v, "dataset_info.json"))]
+  if not versions:
+    return None
+  versions.sort(key=lambda v: tuple(int(x) for x in v.split(".")))
+  return os.path.join(root, versions[-1])
+
+
+def load_info(name: str, data_dir: str | os.PathLike | None = None,
+              config: str = "") -> DatasetInfo:
+  """Class names, split sizes and skipped files of a built dataset.
+
+  Args:
+    name: short (``'ucf101'``) or registered (``'jaxact_ucf101'``) name.
+    data_dir: TFDS data dir ('' / None: TFDS default).
+    config: builder config ('' : the builder's default).
+
+  Raises:
+    DatasetNotBuiltError: with the build command, if it is not built.
+  """
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  short = short_name(name)
+  config = config or default_config_name(short)
+  path = prepared_dir(short, data_dir, config)
+  if path is None:
+    raise DatasetNotBuiltError(short, os.fspath(data_dir or ""), config)
+  builder = tfds.builder_from_directory(path)
+  info = builder.info
+  return DatasetInfo(
+      name=short, config=config, path=path,
+      class_names=tuple(info.features["label"].names),
+      split_sizes={k: v.num_examples for k, v in info.splits.items()},
+      skipped=tuple(dict(s) for s in (info.metadata or {}).get("skipped", [])),
+  )
+
+
+def data_source(name: str, split: str, data_dir=None, config: str = ""):
+  """Random-access source (``ArrayRecordDataSource``) of a built split."""
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  short = short_name(name)
+  config = config or default_config_name(short)
+  path = prepared_dir(short, data_dir, config)
+  if path is None:
+    raise DatasetNotBuiltError(short, os.fspath(data_dir or ""), config)
+  builder = tfds.builder_from_directory(path)
+  if split not in builder.info.splits:
+    raise KeyError(f"dataset {short!r} has no split {split!r}; it has "
+                   f"{', '.join(sorted(builder.info.splits))}")
+  return builder.as_data_source(split=split)

@@ -1,0 +1,250 @@
+"""What every jaxact video builder shares: features, encoding, flow, skips.
+
+Each example stores, per video:
+
+* ``label`` — ``ClassLabel`` (names in the dataset's metadata);
+* ``video_id`` — the path relative to the download, or a generated id;
+* ``num_frames`` — T, the stored RGB frames;
+* ``frames`` — T JPEG byte strings (RGB, short side ``short_side``);
+* ``flow_x``, ``flow_y`` — T-1 grayscale JPEG byte strings: the TV-L1 flow
+  from frame i to i+1, quantised to uint8 (bound 20 px, 128 ≈ no motion), so
+  frame i is paired with flow i.
+
+Frames are stored as encoded bytes in ``Tensor(shape=(), dtype=object)``
+features, which TFDS hands back undecoded without TensorFlow; the pipeline
+decodes only the frames a clip samples.
+
+Missing and undecodable videos are skipped, never silently: the build keeps
+``(split, path, reason)`` for each, stores them in ``info.metadata['skipped']``
+and prints a summary.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+import io
+import os
+from collections.abc import Callable, Iterator
+
+import numpy as np
+import tensorflow_datasets as tfds
+from PIL import Image
+
+# ``flow_fn(frames uint8 (T, H, W, 3)) -> uint8 (T-1, H, W, 2)``.
+FlowFn = Callable[[np.ndarray], np.ndarray]
+
+
+@dataclasses.dataclass(eq=False)
+class VideoConfig(tfds.core.BuilderConfig):
+  """Build parameters shared by the video builders.
+
+  Attributes:
+    short_side: stored frames are resized so their short side has this size.
+    jpeg_quality: JPEG quality of the stored RGB frames and flow components.
+    max_frames: keep at most this many frames per video (0: all).
+    split: official split number (UCF101, HMDB51).
+  """
+  short_side: int = 256
+  jpeg_quality: int = 90
+  max_frames: int = 0
+  split: int = 1
+
+
+def tvl1_flow(frames: np.ndarray, batch: int = 64) -> np.ndarray:
+  """Default ``flow_fn``: batched TV-L1 from ``jaxact.flow``, quantised.
+
+  Args:
+    frames: uint8 ``(T, H, W, 3)`` RGB.
+    batch: frame pairs per TV-L1 call.
+
+  Returns:
+    uint8 ``(T-1, H, W, 2)``: flow i→i+1 as (x, y), bound 20, 128 ≈ 0.
+  """
+  from jaxact import flow  # pylint: disable=g-import-not-at-top  (lazy)
+  gray = frames.astype(np.float32) @ np.asarray([0.299, 0.587, 0.114], np.float32)
+  out = []
+  for start in range(0, len(frames) - 1, batch):
+    stop = min(start + batch, len(frames) - 1)
+    f = flow.tvl1(gray[start:stop], gray[start + 1:stop + 1])
+    out.append(np.asarray(flow.quantize(f, bound=20)))
+  if not out:
+    return np.zeros((0,) + frames.shape[1:3] + (2,), np.uint8)
+  return np.concatenate(out).astype(np.uint8)
+
+
+def encode_jpeg(image: np.ndarray, quality: int) -> bytes:
+  """uint8 ``(H, W, 3)`` or ``(H, W)`` → JPEG bytes (4:4:4 for RGB)."""
+  buf = io.BytesIO()
+  Image.fromarray(image).save(buf, format="JPEG", quality=quality,
+                              subsampling=0)
+  return buf.getvalue()
+
+
+def decode_jpeg(data: bytes) -> np.ndarray:
+  """JPEG bytes → uint8 ``(H, W, 3)`` (RGB) or ``(H, W)`` (grayscale)."""
+  with Image.open(io.BytesIO(data)) as im:
+    return np.asarray(im)
+
+
+def encode_example(frames: np.ndarray, flow: np.ndarray, *, label: int | str,
+                   video_id: str, quality: int) -> dict:
+  """Builds one TFDS example from decoded frames and their quantised flow.
+
+  Args:
+    frames: uint8 ``(T, H, W, 3)``.
+    flow: uint8 ``(T-1, H, W, 2)``, flow i→i+1.
+    label: class index or name.
+    video_id: identifier stored with the example.
+    quality: JPEG quality.
+
+  Returns:
+    The feature dict of :func:`video_features`.
+  """
+  if len(frames) < 2:
+    raise ValueError(f"{video_id}: {len(frames)} frame(s); flow needs >= 2")
+  if flow.shape != (len(frames) - 1,) + frames.shape[1:3] + (2,):
+    raise ValueError(f"{video_id}: flow shape {flow.shape} does not match "
+                     f"frames {frames.shape} (expected T-1 flows)")
+  return {
+      "label": label,
+      "video_id": video_id,
+      "num_frames": len(frames),
+      "frames": [encode_jpeg(f, quality) for f in frames],
+      "flow_x": [encode_jpeg(f[..., 0], quality) for f in flow],
+      "flow_y": [encode_jpeg(f[..., 1], quality) for f in flow],
+  }
+
+
+def video_features(class_names: list[str]) -> tfds.features.FeaturesDict:
+  """The feature spec shared by all jaxact video datasets."""
+  encoded = tfds.features.Sequence(
+      tfds.features.Tensor(shape=(), dtype=np.object_))
+  return tfds.features.FeaturesDict({
+      "label": tfds.features.ClassLabel(names=class_names),
+      "video_id": tfds.features.Text(),
+      "num_frames": np.int32,
+      "frames": encoded,
+      "flow_x": encoded,
+      "flow_y": encoded,
+  })
+
+
+class VideoBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+  """Base of the jaxact builders: flow injection, decoding, skip accounting.
+
+  Args (besides TFDS's): ``flow_fn`` replaces the default batched TV-L1
+  (tests inject OpenCV's or a cheap one); ``manual_dir`` points to the
+  official download.
+  """
+
+  def __init__(self, *, flow_fn: FlowFn | None = None,
+               manual_dir: str | os.PathLike | None = None, **kwargs):
+    self._flow_fn = flow_fn
+    self._manual_dir_arg = os.fspath(manual_dir) if manual_dir else None
+    self._skipped: list[dict] = []
+    super().__init__(**kwargs)
+
+  # --- subclass hooks -------------------------------------------------------
+  @abc.abstractmethod
+  def class_names(self) -> list[str]:
+    """Class names in label order (may read the manual dir's files)."""
+
+  def _info(self) -> tfds.core.DatasetInfo:
+    return tfds.core.DatasetInfo(
+        builder=self,
+        description=self.__doc__,
+        features=video_features(self.class_names()),
+        metadata=tfds.core.MetadataDict(),
+    )
+
+  # --- helpers for subclasses ------------------------------------------------
+  @property
+  def manual_path(self) -> str:
+    """The official download folder (``--manual_dir``)."""
+    path = self._manual_dir_arg
+    if path is None:
+      try:
+        path = os.fspath(self._dl_manager_manual_dir)
+      except AttributeError:
+        path = None
+    if not path or not os.path.isdir(path):
+      raise FileNotFoundError(
+          f"{self.name}: manual_dir {path!r} is not a folder; pass "
+          f"--manual_dir pointing at the official download")
+    return path
+
+  def _split_generators(self, dl_manager):
+    try:
+      self._dl_manager_manual_dir = dl_manager.manual_dir
+    except Exception:  # pylint: disable=broad-except  (unset manual dir)
+      self._dl_manager_manual_dir = None
+    return self.split_generators()
+
+  @abc.abstractmethod
+  def split_generators(self) -> dict[str, Iterator]:
+    """``{split: self.generate(...)}`` for each split."""
+
+  def flow(self, frames: np.ndarray) -> np.ndarray:
+    fn = self._flow_fn or tvl1_flow
+    return fn(frames)
+
+  def skip(self, split: str, path: str, reason: str) -> None:
+    """Records a skipped video (kept in metadata and printed)."""
+    self._skipped.append({"split": split, "path": path, "reason": reason})
+    self.info.metadata["skipped"] = list(self._skipped)
+
+  def _generate_examples(self, items, split: str):
+    """Yields ``(key, example)`` from ``(key, path_or_frames, label)`` items.
+
+    ``path_or_frames`` is a video file path (decoded with
+    ``jaxact.data.video``) or a uint8 ``(T, H, W, 3)`` array (generated data).
+    """
+    from jaxact.data import video  # pylint: disable=g-import-not-at-top
+    self.info.metadata.setdefault("skipped", [])
+    cfg = self.builder_config
+    for key, source, label in items:
+      if isinstance(source, np.ndarray):
+        frames = source
+      else:
+        if not os.path.exists(source):
+          self.skip(split, os.fspath(source), "missing")
+          continue
+        try:
+          frames = video.read_video(source, short_side=cfg.short_side,
+                                    max_frames=cfg.max_frames or None)
+        except video.VideoDecodeError as e:
+          self.skip(split, os.fspath(source), e.reason)
+          continue
+        if len(frames) < 2:
+          self.skip(split, os.fspath(source), f"{len(frames)} frame(s)")
+          continue
+      yield key, encode_example(frames, self.flow(frames), label=label,
+                                video_id=key, quality=cfg.jpeg_quality)
+
+  def _download_and_prepare(self, dl_manager, download_config=None):  # pylint: disable=arguments-differ
+    self._skipped = []
+    super()._download_and_prepare(dl_manager, download_config=download_config)
+    self.info.metadata["skipped"] = list(self._skipped)
+    self.info.metadata["config"] = dataclasses.asdict(
+        self.builder_config, dict_factory=_jsonable_dict)
+    print(build_summary(self.info))
+
+
+def _jsonable_dict(items) -> dict:
+  return {k: v for k, v in items
+          if isinstance(v, (int, float, str, bool, type(None)))}
+
+
+def build_summary(info: tfds.core.DatasetInfo) -> str:
+  """One-screen summary: classes, clips per split, skipped files."""
+  lines = [f"{info.full_name}: {info.features['label'].num_classes} classes"]
+  for name, split in sorted(info.splits.items()):
+    lines.append(f"  {name}: {split.num_examples} clips")
+  skipped = list(info.metadata.get("skipped", []))
+  lines.append(f"  skipped: {len(skipped)} video(s)")
+  for s in skipped[:20]:
+    lines.append(f"    [{s['split']}] {s['path']}: {s['reason']}")
+  if len(skipped) > 20:
+    lines.append(f"    ... {len(skipped) - 20} more in info.metadata['skipped']")
+  return "\n".join(lines)

@@ -1,0 +1,260 @@
+"""Grain input pipelines: source → shard → shuffle → sample → decode → augment → batch.
+
+``create_loader`` is the contract of docs/interfaces.md:
+
+* training: the split is sharded by process (``[process_index::process_count]``),
+  shuffled per epoch (seeded; Grain's index shuffle, reseeded each epoch),
+  repeated forever; each example gets its own RNG (seed, index) for sampling
+  and augmentation, so batches depend only on ``seed`` — not on the number of
+  workers or threads; partial batches are dropped.
+* evaluation: one pass; process p takes examples ``p, p+P, p+2P, …``; every
+  process yields the same number of batches (``ceil(ceil(N/P)/B)``), padded
+  with ``mask=False`` / ``index=-1`` examples, so each example counts exactly
+  once across processes.
+
+Only the sampled frames are JPEG-decoded. ``get_state``/``set_state`` save and
+restore the Grain iterator position exactly (JSON bytes).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import grain
+import numpy as np
+
+from jaxact.data import datasets, sampling, transforms
+from jaxact.data.datasets.base import decode_jpeg
+
+
+def decode_clip(example: dict, rgb_idx: np.ndarray, flow_idx: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray]:
+  """Decodes only the sampled frames and flows of one stored example.
+
+  Args:
+    example: a record from the data source (``frames``, ``flow_x``,
+      ``flow_y`` lists of JPEG bytes).
+    rgb_idx: int ``(T,)`` RGB frame indices.
+    flow_idx: int ``(T, L)`` flow indices.
+
+  Returns:
+    ``rgb`` uint8 ``(T, H, W, 3)``, ``flow`` uint8 ``(T, H, W, 2L)``
+    (channels x1, y1, x2, y2, …).
+  """
+  frames, fx, fy = example["frames"], example["flow_x"], example["flow_y"]
+  cache = {}
+
+  def get(seq, key, i):
+    k = (key, int(i))
+    if k not in cache:
+      cache[k] = decode_jpeg(seq[int(i)])
+    return cache[k]
+
+  rgb = np.stack([get(frames, "r", i) for i in rgb_idx])
+  t, l = flow_idx.shape
+  h, w = rgb.shape[1:3]
+  flow = np.empty((t, h, w, 2 * l), np.uint8)
+  for a in range(t):
+    for b in range(l):
+      flow[a, ..., 2 * b] = get(fx, "x", flow_idx[a, b])
+      flow[a, ..., 2 * b + 1] = get(fy, "y", flow_idx[a, b])
+  return rgb, flow
+
+
+class TrainSample(grain.transforms.RandomMap):
+  """Example + RNG → ``{'rgb', 'flow', 'label'}`` (sampled and augmented)."""
+
+  def __init__(self, cfg):
+    self.scheme, self.num_steps = cfg.sampling, cfg.num_steps
+    self.flow_length = cfg.flow_length
+    self.augment = transforms.TRAIN_AUGMENTS[cfg.augment]
+    self.cfg = _plain(cfg)
+
+  def random_map(self, example, rng: np.random.Generator):
+    rgb_idx, flow_idx = sampling.sample_clip(
+        int(example["num_frames"]), scheme=self.scheme,
+        num_steps=self.num_steps, flow_length=self.flow_length, rng=rng)
+    rgb, flow = decode_clip(example, rgb_idx, flow_idx)
+    rgb, flow = self.augment(rng, rgb, flow, self.cfg)
+    return {"rgb": rgb, "flow": flow, "label": np.int32(example["label"])}
+
+
+class EvalSample(grain.transforms.Map):
+  """Local position → multi-view ``{'rgb', 'flow', 'label', 'mask', 'index'}``.
+
+  Position k of process p is example ``p + k P``; positions past the split
+  are padding (zeros, ``mask=False``, ``index=-1``).
+  """
+
+  def __init__(self, source, cfg, process_index: int, process_count: int):
+    self.source = source
+    self.n = len(source)
+    self.p, self.pc = process_index, process_count
+    self.cfg = _plain(cfg)
+    c = self.cfg
+    views = c.eval_clips * c.eval_crops
+    size = c.image_size
+    self.rgb_shape = (views, c.num_steps, size, size, 3)
+    self.flow_shape = (views, c.num_steps, size, size, 2 * c.flow_length)
+
+  def map(self, k):
+    idx = self.p + int(k) * self.pc
+    if idx >= self.n:
+      return {"rgb": np.zeros(self.rgb_shape, np.uint8),
+              "flow": np.full(self.flow_shape, 128, np.uint8),
+              "label": np.int32(0), "mask": np.bool_(False),
+              "index": np.int64(-1)}
+    example = self.source[idx]
+    c = self.cfg
+    rgbs, flows = [], []
+    for clip in range(c.eval_clips):
+      rgb_idx, flow_idx = sampling.sample_clip(
+          int(example["num_frames"]), scheme=c.sampling,
+          num_steps=c.num_steps, flow_length=c.flow_length, clip=clip,
+          num_clips=c.eval_clips)
+      rgb, flow = decode_clip(example, rgb_idx, flow_idx)
+      rgb, flow = transforms.resize_short(rgb, flow, c.resize_short)
+      r, f = transforms.eval_crops(rgb, flow, size=c.image_size,
+                                   num_crops=c.eval_crops)
+      rgbs.append(r)
+      flows.append(f)
+    return {"rgb": np.concatenate(rgbs), "flow": np.concatenate(flows),
+            "label": np.int32(example["label"]), "mask": np.bool_(True),
+            "index": np.int64(idx)}
+
+
+class _Cfg:
+  """A picklable, attribute-access snapshot of the data config."""
+
+  def __init__(self, d: dict):
+    self.__dict__.update(d)
+
+
+def _plain(cfg) -> _Cfg:
+  d = cfg.to_dict() if hasattr(cfg, "to_dict") else dict(vars(cfg))
+  return _Cfg(d)
+
+
+class Loader:
+  """Iterator of host batches with exact, serialisable position.
+
+  Training loaders are one endless iterator (``iter(loader) is loader``).
+  Evaluation loaders make one pass per ``iter(loader)``; ``len(loader)`` is
+  the number of batches of a pass (the same on every process).
+
+  Attributes:
+    num_examples: examples in the split (all processes).
+    num_classes, class_names: from the dataset's metadata.
+  """
+
+  def __init__(self, dataset: grain.IterDataset, *, train: bool,
+               num_examples: int, class_names, num_batches: int | None):
+    self._dataset = dataset
+    self._train = train
+    self._it = None
+    self.num_examples = num_examples
+    self.class_names = tuple(class_names)
+    self.num_classes = len(self.class_names)
+    self.num_batches = num_batches
+
+  def _iterator(self):
+    if self._it is None:
+      self._it = iter(self._dataset)
+    return self._it
+
+  def __iter__(self):
+    if self._train:
+      return self
+    self._it = iter(self._dataset)
+    return self._it
+
+  def __next__(self) -> dict:
+    return next(self._iterator())
+
+  def __len__(self) -> int:
+    if self.num_batches is None:
+      raise TypeError("a training loader is endless")
+    return self.num_batches
+
+  def get_state(self) -> bytes:
+    """The iterator position, as bytes (store next to the checkpoint)."""
+    return json.dumps(self._iterator().get_state(), sort_keys=True).encode()
+
+  def set_state(self, state: bytes) -> None:
+    """Restores a position saved by :meth:`get_state`."""
+    self._iterator().set_state(json.loads(bytes(state).decode()))
+
+  def close(self) -> None:
+    it, self._it = self._it, None
+    if it is not None and hasattr(it, "close"):
+      it.close()
+
+
+def _check(data_cfg, global_batch_size: int, process_index: int,
+           process_count: int) -> None:
+  if process_count < 1 or not 0 <= process_index < process_count:
+    raise ValueError(f"bad process_index={process_index} / "
+                     f"process_count={process_count}")
+  if global_batch_size % process_count:
+    raise ValueError(f"global_batch_size {global_batch_size} is not divisible "
+                     f"by process_count {process_count}")
+  if data_cfg.sampling not in sampling.SCHEMES:
+    raise ValueError(f"data.sampling {data_cfg.sampling!r} is not one of "
+                     f"{sampling.SCHEMES}")
+  if data_cfg.augment not in transforms.TRAIN_AUGMENTS:
+    raise ValueError(f"data.augment {data_cfg.augment!r} is not one of "
+                     f"{sorted(transforms.TRAIN_AUGMENTS)}")
+
+
+def create_loader(data_cfg, *, split: str, train: bool, global_batch_size: int,
+                  seed: int = 0, process_index: int = 0,
+                  process_count: int = 1) -> Loader:
+  """The host input pipeline of one process.
+
+  Args:
+    data_cfg: the ``config.data`` subtree (``jaxact.data.config``).
+    split: TFDS split name (e.g. ``data_cfg.train_split``).
+    train: training (shuffle, augment, repeat, drop remainder) or
+      evaluation (one pass, multi-view, pad + mask).
+    global_batch_size: batch over all processes.
+    seed: shuffling / sampling / augmentation seed.
+    process_index, process_count: this process's shard.
+
+  Returns:
+    A :class:`Loader` yielding numpy batches of ``global_batch_size //
+    process_count`` examples: training ``rgb (B,T,H,W,3)``,
+    ``flow (B,T,H,W,2L)``, ``label (B,)``; evaluation ``rgb (B,V,T,H,W,3)``,
+    ``flow (B,V,T,H,W,2L)``, ``label``, ``mask``, ``index``.
+  """
+  _check(data_cfg, global_batch_size, process_index, process_count)
+  batch = global_batch_size // process_count
+  name, config = data_cfg.name, data_cfg.builder_config
+  data_dir = data_cfg.data_dir or None
+  info = datasets.load_info(name, data_dir, config)
+  source = datasets.data_source(name, split, data_dir, config)
+  n = len(source)
+  if train:
+    ds = grain.MapDataset.source(source)[process_index::process_count]
+    if len(ds) < batch:
+      raise ValueError(f"split {split!r} has {len(ds)} examples on process "
+                       f"{process_index}, fewer than one batch of {batch}")
+    ds = ds.shuffle(seed=seed).repeat(None)
+    ds = ds.random_map(TrainSample(data_cfg), seed=seed + 1)
+    ds = ds.batch(batch, drop_remainder=True)
+    num_batches = None
+  else:
+    per_process = math.ceil(n / process_count)
+    num_batches = math.ceil(per_process / batch)
+    ds = grain.MapDataset.range(num_batches * batch)
+    ds = ds.map(EvalSample(source, data_cfg, process_index, process_count))
+    ds = ds.batch(batch, drop_remainder=False)
+  it_ds = ds.to_iter_dataset(grain.ReadOptions(
+      num_threads=max(1, data_cfg.read_threads),
+      prefetch_buffer_size=max(1, data_cfg.prefetch, data_cfg.read_threads)))
+  if data_cfg.num_workers > 0:
+    it_ds = it_ds.mp_prefetch(grain.MultiprocessingOptions(
+        num_workers=data_cfg.num_workers,
+        per_worker_buffer_size=max(1, data_cfg.prefetch)))
+  return Loader(it_ds, train=train, num_examples=n,
+                class_names=info.class_names, num_batches=num_batches)

@@ -1,0 +1,297 @@
+"""Augmentation of one clip: RGB ``(T, H, W, 3)`` and flow ``(T, H, W, 2L)`` uint8.
+
+Every geometric op is applied identically to the RGB frames and the flow
+stack, and transforms the flow *vectors* too (REFERENCE.md conventions, flow
+quantised with bound 20: ``v = round(255 (f + 20) / 40)``):
+
+* horizontal flip → x channels become ``255 - v``;
+* resize by ``(sy, sx)`` → x displacements × sx, y × sy;
+* rotation of the image by θ → vectors rotated by θ;
+* crop → unchanged vectors.
+
+Paper A's "data variation": resize to 256 → random rotation → random erasing
+→ random crop 224 → horizontal flip. Paper B's: random crop 256 with aspect
+jitter 3/4–4/3 → resize 224 → colour jitter (RGB only) (→ flip). Randomness
+comes from a ``np.random.Generator`` passed in (Grain's per-example RNG).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from PIL import Image
+
+BOUND = 20.0
+
+
+def flow_to_float(v: np.ndarray) -> np.ndarray:
+  """uint8 quantised flow → float32 pixels (inverse of :func:`flow_to_uint8`)."""
+  return v.astype(np.float32) * (2 * BOUND / 255.0) - BOUND
+
+
+def flow_to_uint8(f: np.ndarray) -> np.ndarray:
+  """float pixels → uint8, ``round(255 (f + 20) / 40)`` clipped to 0…255."""
+  return np.clip(np.rint((f + BOUND) * (255.0 / (2 * BOUND))), 0, 255).astype(
+      np.uint8)
+
+
+def _scale_lut(s: float) -> np.ndarray:
+  return flow_to_uint8(flow_to_float(np.arange(256, dtype=np.uint8)) * s)
+
+
+def scale_flow(flow: np.ndarray, sx: float, sy: float) -> np.ndarray:
+  """Multiplies x displacements by ``sx`` and y by ``sy`` (uint8 in/out)."""
+  out = flow.copy()
+  if sx != 1.0:
+    out[..., 0::2] = _scale_lut(sx)[flow[..., 0::2]]
+  if sy != 1.0:
+    out[..., 1::2] = _scale_lut(sy)[flow[..., 1::2]]
+  return out
+
+
+def _resize_stack(x: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:
+  """Bilinear resize of ``(T, H, W, C)`` uint8 to ``(T, h, w, C)``."""
+  h, w = size_hw
+  if x.shape[1:3] == (h, w):
+    return x
+  t, _, _, c = x.shape
+  out = np.empty((t, h, w, c), np.uint8)
+  for i in range(t):
+    if c == 3:
+      out[i] = np.asarray(Image.fromarray(x[i]).resize((w, h), Image.BILINEAR))
+    else:
+      for j in range(c):
+        out[i, ..., j] = np.asarray(
+            Image.fromarray(x[i, ..., j]).resize((w, h), Image.BILINEAR))
+  return out
+
+
+def resize(rgb: np.ndarray, flow: np.ndarray, size_hw: tuple[int, int]):
+  """Resizes both to ``(h, w)``; flow displacements scale with the image.
+
+  Args:
+    rgb: uint8 ``(T, H, W, 3)``.
+    flow: uint8 ``(T, H, W, 2L)``.
+    size_hw: target ``(h, w)``.
+
+  Returns:
+    ``(rgb (T, h, w, 3), flow (T, h, w, 2L))``.
+  """
+  h0, w0 = rgb.shape[1:3]
+  h, w = size_hw
+  flow = _resize_stack(flow, (h, w))
+  return _resize_stack(rgb, (h, w)), scale_flow(flow, w / w0, h / h0)
+
+
+def resize_short(rgb, flow, short: int):
+  """Resizes so the short side is ``short`` (aspect kept)."""
+  h, w = rgb.shape[1:3]
+  if min(h, w) == short:
+    return rgb, flow
+  s = short / min(h, w)
+  return resize(rgb, flow, (max(1, round(h * s)), max(1, round(w * s))))
+
+
+def crop(rgb, flow, top: int, left: int, h: int, w: int):
+  """Crops both to the window ``[top:top+h, left:left+w]``."""
+  return (rgb[:, top:top + h, left:left + w],
+          flow[:, top:top + h, left:left + w])
+
+
+def center_crop(rgb, flow, size: int):
+  """Centre ``size``×``size`` crop (frames smaller than ``size`` are resized)."""
+  h, w = rgb.shape[1:3]
+  if min(h, w) < size:
+    rgb, flow = resize_short(rgb, flow, size)
+    h, w = rgb.shape[1:3]
+  return crop(rgb, flow, (h - size) // 2, (w - size) // 2, size, size)
+
+
+def random_crop(rng: np.random.Generator, rgb, flow, size: int):
+  """Uniformly placed ``size``×``size`` crop."""
+  h, w = rgb.shape[1:3]
+  if min(h, w) < size:
+    rgb, flow = resize_short(rgb, flow, size)
+    h, w = rgb.shape[1:3]
+  top = int(rng.integers(0, h - size + 1))
+  left = int(rng.integers(0, w - size + 1))
+  return crop(rgb, flow, top, left, size, size)
+
+
+def hflip(rgb, flow):
+  """Mirrors left-right; flow x becomes ``255 - v`` (negated), y unchanged."""
+  rgb = rgb[:, :, ::-1]
+  flow = flow[:, :, ::-1].copy()
+  flow[..., 0::2] = 255 - flow[..., 0::2]
+  return np.ascontiguousarray(rgb), flow
+
+
+def rotate(rgb, flow, degrees: float):
+  """Rotates the image content by ``degrees`` counter-clockwise (as seen).
+
+  Both are rotated about the centre (bilinear; RGB border black, flow border
+  128 = no motion) and the flow vectors are rotated by the same angle.
+  """
+  if degrees == 0:
+    return rgb, flow
+  t, h, w, c = flow.shape
+  rgb_out = np.stack([np.asarray(Image.fromarray(f).rotate(
+      degrees, Image.BILINEAR)) for f in rgb])
+  planes = np.empty((t, h, w, c), np.float32)
+  for i in range(t):
+    for j in range(c):
+      planes[i, ..., j] = np.asarray(Image.fromarray(
+          flow_to_float(flow[i, ..., j])).rotate(degrees, Image.BILINEAR))
+  # Outside the rotated frame PIL fills 0.0 in float mode = no motion.
+  a = math.radians(degrees)
+  fx, fy = planes[..., 0::2], planes[..., 1::2]
+  # Image y points down: a counter-clockwise turn maps (x, y) to
+  # (x cos a + y sin a, -x sin a + y cos a).
+  out = np.empty_like(planes)
+  out[..., 0::2] = fx * math.cos(a) + fy * math.sin(a)
+  out[..., 1::2] = -fx * math.sin(a) + fy * math.cos(a)
+  return rgb_out, flow_to_uint8(out)
+
+
+def random_rotation(rng: np.random.Generator, rgb, flow, max_degrees: float):
+  """Rotation by an angle uniform in ``[-max_degrees, max_degrees]``."""
+  if max_degrees <= 0:
+    return rgb, flow
+  return rotate(rgb, flow, float(rng.uniform(-max_degrees, max_degrees)))
+
+
+def random_erasing(rng: np.random.Generator, rgb, flow, *, prob: float,
+                   area: tuple[float, float], aspect: tuple[float, float]):
+  """Erases one random rectangle on every frame (Zhong et al. 2020).
+
+  RGB is filled with uniform noise, flow with 128 (no motion); the same
+  rectangle on all T frames and both streams.
+  """
+  if rng.random() >= prob:
+    return rgb, flow
+  h, w = rgb.shape[1:3]
+  for _ in range(10):
+    a = rng.uniform(*area) * h * w
+    r = math.exp(rng.uniform(math.log(aspect[0]), math.log(aspect[1])))
+    eh, ew = int(round(math.sqrt(a * r))), int(round(math.sqrt(a / r)))
+    if 0 < eh < h and 0 < ew < w:
+      top = int(rng.integers(0, h - eh + 1))
+      left = int(rng.integers(0, w - ew + 1))
+      rgb, flow = rgb.copy(), flow.copy()
+      rgb[:, top:top + eh, left:left + ew] = rng.integers(
+          0, 256, (rgb.shape[0], eh, ew, 3), dtype=np.uint8)
+      flow[:, top:top + eh, left:left + ew] = 128
+      break
+  return rgb, flow
+
+
+def random_resized_crop(rng: np.random.Generator, rgb, flow, *, base: int,
+                        aspect: tuple[float, float], size: int):
+  """Paper B: a ``base`` crop with aspect jitter, resized to ``size``².
+
+  The crop has area ``base²`` (limited by the frame) and aspect ratio
+  log-uniform in ``aspect``; flow displacements are rescaled per axis.
+  """
+  h, w = rgb.shape[1:3]
+  base = min(base, h, w)
+  r = math.exp(rng.uniform(math.log(aspect[0]), math.log(aspect[1])))
+  cw = min(w, max(1, int(round(base * math.sqrt(r)))))
+  ch = min(h, max(1, int(round(base / math.sqrt(r)))))
+  top = int(rng.integers(0, h - ch + 1))
+  left = int(rng.integers(0, w - cw + 1))
+  rgb, flow = crop(rgb, flow, top, left, ch, cw)
+  return resize(rgb, flow, (size, size))
+
+
+def color_jitter(rng: np.random.Generator, rgb: np.ndarray,
+                 strength: float) -> np.ndarray:
+  """Brightness, contrast and saturation factors in ``[1-s, 1+s]``, in a
+  random order, the same for all frames of the clip (RGB only)."""
+  if strength <= 0:
+    return rgb
+  x = rgb.astype(np.float32)
+  weights = np.asarray([0.299, 0.587, 0.114], np.float32)
+  for op in rng.permutation(3):
+    f = float(rng.uniform(1 - strength, 1 + strength))
+    if op == 0:
+      x = x * f
+    elif op == 1:
+      mean = (x @ weights).mean()
+      x = (x - mean) * f + mean
+    else:
+      gray = (x @ weights)[..., None]
+      x = (x - gray) * f + gray
+  return np.clip(np.rint(x), 0, 255).astype(np.uint8)
+
+
+def paper_a_train(rng: np.random.Generator, rgb, flow, cfg):
+  """Paper A's data variation: resize, rotate, erase, random crop, flip."""
+  rgb, flow = resize_short(rgb, flow, cfg.resize_short)
+  rgb, flow = random_rotation(rng, rgb, flow, cfg.rotation_degrees)
+  rgb, flow = random_erasing(rng, rgb, flow, prob=cfg.erasing_prob,
+                             area=tuple(cfg.erasing_area),
+                             aspect=tuple(cfg.erasing_aspect))
+  rgb, flow = random_crop(rng, rgb, flow, cfg.image_size)
+  if rng.random() < cfg.flip_prob:
+    rgb, flow = hflip(rgb, flow)
+  return rgb, flow
+
+
+def paper_b_train(rng: np.random.Generator, rgb, flow, cfg):
+  """Paper B: random crop ``crop_base`` + aspect jitter, resize, colour, flip."""
+  rgb, flow = random_resized_crop(rng, rgb, flow, base=cfg.crop_base,
+                                  aspect=tuple(cfg.scale_jitter),
+                                  size=cfg.image_size)
+  rgb = color_jitter(rng, rgb, cfg.color_jitter)
+  if rng.random() < cfg.flip_prob:
+    rgb, flow = hflip(rgb, flow)
+  return rgb, flow
+
+
+def baseline_train(rng: np.random.Generator, rgb, flow, cfg):
+  """Two-stream baseline: resize, random crop, flip."""
+  rgb, flow = resize_short(rgb, flow, cfg.resize_short)
+  rgb, flow = random_crop(rng, rgb, flow, cfg.image_size)
+  if rng.random() < cfg.flip_prob:
+    rgb, flow = hflip(rgb, flow)
+  return rgb, flow
+
+
+def no_augment(rng, rgb, flow, cfg):
+  """Evaluation geometry: resize short side, centre crop."""
+  del rng
+  rgb, flow = resize_short(rgb, flow, cfg.resize_short)
+  return center_crop(rgb, flow, cfg.image_size)
+
+
+TRAIN_AUGMENTS = {"paper_a": paper_a_train, "paper_b": paper_b_train,
+                  "baseline": baseline_train, "none": no_augment}
+
+
+def eval_crops(rgb, flow, *, size: int, num_crops: int):
+  """Multi-crop views ``(C, T, size, size, ·)`` of an already resized clip.
+
+  ``num_crops``: 1 (centre), 3 (start/centre/end along the long side, full
+  short side), 10 (4 corners + centre, and their horizontal flips).
+  """
+  h, w = rgb.shape[1:3]
+  if min(h, w) < size:
+    rgb, flow = resize_short(rgb, flow, size)
+    h, w = rgb.shape[1:3]
+  if num_crops == 1:
+    windows = [((h - size) // 2, (w - size) // 2)]
+  elif num_crops == 3:
+    if w >= h:
+      windows = [((h - size) // 2, x) for x in (0, (w - size) // 2, w - size)]
+    else:
+      windows = [(y, (w - size) // 2) for y in (0, (h - size) // 2, h - size)]
+  elif num_crops == 10:
+    windows = [(0, 0), (0, w - size), (h - size, 0), (h - size, w - size),
+               ((h - size) // 2, (w - size) // 2)]
+  else:
+    raise ValueError(f"eval_crops must be 1, 3 or 10, got {num_crops}")
+  views = [crop(rgb, flow, y, x, size, size) for y, x in windows]
+  if num_crops == 10:
+    views += [hflip(r, f) for r, f in views]
+  return (np.stack([v[0] for v in views]), np.stack([v[1] for v in views]))
