@@ -117,7 +117,8 @@ class JaxactSyntheticMotion(base.VideoBuilder):
   """Generated motion-pattern clips (random appearance, class = motion)."""
 
   VERSION = tfds.core.Version("1.0.0")
-  BUILDER_CONFIGS = [SyntheticConfig(name="default", short_side=64)]
+  BUILDER_CONFIGS = [SyntheticConfig(name="default", short_side=64,
+                                     flow_preset="fast", flow_batch=0)]
 
   def class_names(self) -> list[str]:
     return list(CLASSES)
