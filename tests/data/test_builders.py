@@ -1,0 +1,146 @@
+"""TFDS builders from tiny official-layout fixtures: labels, splits, counts."""
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from jaxact.data import build, datasets
+from jaxact.data.datasets import hmdb51, kinetics400, ucf101
+
+
+def _records(name, split, data_dir, config=""):
+  src = datasets.data_source(name, split, data_dir, config)
+  return [src[i] for i in range(len(src))]
+
+
+def _decode(b):
+  return np.asarray(Image.open(io.BytesIO(b)))
+
+
+def test_ucf101_parsing_is_exact(ucf_download):
+  lists = ucf_download / "ucfTrainTestlist"
+  assert open(lists / "classInd.txt", "rb").read().count(b"\r\n") == 3
+  names = ucf101.parse_class_ind(str(lists / "classInd.txt"))
+  assert names == ["ApplyEyeMakeup", "HandstandPushups", "YoYo"]
+  test = ucf101.parse_split_list(str(lists / "testlist01.txt"), names)
+  # Label from the folder, matched across the HandStand/Handstand spelling.
+  assert [label for _, label in test] == [0, 1, 2]
+  assert test[1][0] == "HandStandPushups/v_HandStandPushups_g01_c01.avi"
+  assert not any("\r" in rel for rel, _ in test)
+
+
+def test_ucf101_build(ucf_download, tmp_path, fake_flow):
+  for split_no in (1, 2):
+    info = build.ensure_built("ucf101", tmp_path, ucf_download,
+                              config=f"split{split_no}", flow_fn=fake_flow)
+    assert info.class_names == ("ApplyEyeMakeup", "HandstandPushups", "YoYo")
+    assert info.split_sizes == {"train": 6, "test": 3}
+    assert info.skipped == ()
+    test = _records("ucf101", "test", tmp_path, f"split{split_no}")
+    by_id = {r["video_id"].decode(): r for r in test}
+    hs = f"HandStandPushups/v_HandStandPushups_g0{split_no}_c01.avi"
+    assert by_id[hs]["label"] == 1
+    assert sorted(r["label"] for r in test) == [0, 1, 2]
+    rec = by_id[hs]
+    assert rec["num_frames"] == 4 and len(rec["frames"]) == 4
+    assert len(rec["flow_x"]) == len(rec["flow_y"]) == 3
+    # Stored at the default short side 256 (fixture is 32×24).
+    assert _decode(rec["frames"][0]).shape == (256, 341, 3)
+    # Flow i is stored at position i (x = 100 + i, y = 50 + i).
+    assert abs(int(_decode(rec["flow_x"][2]).mean()) - 102) <= 1
+    assert abs(int(_decode(rec["flow_y"][1]).mean()) - 51) <= 1
+  train1 = {r["video_id"].decode() for r in
+            _records("ucf101", "train", tmp_path, "split1")}
+  assert all("_g01_" not in v for v in train1)
+
+
+def test_hmdb51_build(hmdb_download, tmp_path, fake_flow):
+  info = build.ensure_built("hmdb51", tmp_path, hmdb_download,
+                            flow_fn=fake_flow, short_side=24)
+  assert info.class_names == ("brush_hair", "cartwheel")
+  # Per class: usage 1,1,2,0 → 2 train, 1 test, 1 unused.
+  assert info.split_sizes == {"train": 4, "test": 2}
+  test = _records("hmdb51", "test", tmp_path, info.config)
+  assert sorted(r["video_id"].decode() for r in test) == [
+      "brush_hair/brush_hair_video_2.avi", "cartwheel/cartwheel_video_2.avi"]
+  assert [r["label"] for r in sorted(test, key=lambda r: r["video_id"])] == [0, 1]
+  assert _decode(test[0]["frames"][0]).shape == (24, 32, 3)
+  lines = hmdb51.parse_split_file(str(
+      hmdb_download / "testTrainMulti_7030_splits" / "cartwheel_test_split2.txt"))
+  assert [u for _, u in lines] == ["train", "test", None, "train"]
+
+
+def test_kinetics_skips_missing_and_corrupt(kinetics_download, tmp_path, capsys, fake_flow):
+  info = build.ensure_built("kinetics400", tmp_path, kinetics_download,
+                            flow_fn=fake_flow, short_side=24)
+  out = capsys.readouterr().out
+  assert info.class_names == ("abseiling", "air drumming")
+  assert info.split_sizes == {"train": 3, "validation": 2}
+  reasons = {s["path"].split("/")[-1]: s["reason"] for s in info.skipped}
+  assert set(reasons) == {"missing0001_000002_000012.mp4",
+                          "corrupt0001_000003_000013.mp4"}
+  assert reasons["missing0001_000002_000012.mp4"] == "missing"
+  assert all(s["split"] == "train" for s in info.skipped)
+  assert "skipped: 2 video(s)" in out and "missing0001" in out
+  # Read back without rebuilding (a fresh load_info).
+  again = datasets.load_info("jaxact_kinetics400", tmp_path, info.config)
+  assert again.skipped == info.skipped
+  train = _records("kinetics400", "train", tmp_path, info.config)
+  assert sorted(r["label"] for r in train) == [0, 0, 1]
+  assert kinetics400.clip_name("x", "5.0", 15) == "x_000005_000015.mp4"
+
+
+def test_video_folder_without_and_with_lists(folder_download, tmp_path, fake_flow):
+  info = build.ensure_built("video_folder", tmp_path, folder_download,
+                            flow_fn=fake_flow, short_side=24)
+  assert info.class_names == ("alpha", "beta", "gamma")
+  assert info.split_sizes == {"train": 12}
+  rec = {r["video_id"].decode(): r for r in
+         _records("video_folder", "train", tmp_path, info.config)}
+  assert rec["beta/vid04"]["label"] == 1
+  assert rec["beta/vid04"]["num_frames"] == 6
+  assert abs(int(_decode(rec["beta/vid04"]["frames"][1]).mean()) - 94) <= 2
+
+  lists = tmp_path / "with_lists"
+  import shutil
+  shutil.copytree(folder_download, lists)
+  (lists / "train.txt").write_text("alpha/vid00\nbeta/vid01\nmissing/x\n")
+  with pytest.raises(ValueError, match="not under a class folder"):
+    build.ensure_built("video_folder", tmp_path / "d2", lists,
+                       flow_fn=fake_flow, short_side=24)
+  (lists / "train.txt").write_text("alpha/vid00 0\nbeta/vid01\ngamma/nothere\n")
+  (lists / "test.txt").write_text("gamma/vid02\n")
+  info = build.ensure_built("video_folder", tmp_path / "d3", lists,
+                            flow_fn=fake_flow, short_side=24)
+  assert info.split_sizes == {"train": 2, "test": 1}
+  assert [s["reason"] for s in info.skipped] == ["missing"]
+
+
+def test_synthetic_motion_labels_and_metadata(tmp_path, fake_flow):
+  info = build.ensure_built("synthetic_motion", tmp_path, flow_fn=fake_flow,
+                            clips=18, size=32, frames=5, short_side=32)
+  assert info.num_classes == 9
+  assert info.split_sizes == {"train": 14, "test": 4}
+  train = _records("synthetic_motion", "train", tmp_path, info.config)
+  assert np.bincount([r["label"] for r in train], minlength=9).min() >= 1
+  assert _decode(train[0]["frames"][0]).shape == (32, 32, 3)
+
+
+def test_not_built_error_names_the_command(tmp_path):
+  with pytest.raises(datasets.DatasetNotBuiltError,
+                     match="python -m jaxact.data.build ucf101 --manual_dir"):
+    datasets.load_info("ucf101", tmp_path)
+  with pytest.raises(KeyError, match="unknown dataset"):
+    datasets.load_info("ucf102", tmp_path)
+
+
+def test_cli_reports_errors_in_one_line(tmp_path, capsys):
+  rc = build.main(["hmdb51", "--manual_dir", str(tmp_path / "nope"),
+                   "--data_dir", str(tmp_path)])
+  err = capsys.readouterr().err
+  assert rc == 1 and err.startswith("error:") and "manual_dir" in err
+  rc = build.main(["synthetic_motion", "--set", "colour=3",
+                   "--data_dir", str(tmp_path)])
+  assert rc == 1 and "unknown build option" in capsys.readouterr().err
