@@ -1,0 +1,183 @@
+"""Experiment config schema, defaults and start-up validation.
+
+Every experiment file in ``configs/`` starts from :func:`get_base_config` and
+overrides fields; :func:`validate` runs before anything heavy so that a typo,
+an impossible batch size or a missing file fails in a second with one clear
+message (:class:`ConfigError`), not after an hour with a traceback.
+
+Top-level fields (the fixed names users and scripts rely on are marked *):
+
+* ``seed`` *, ``batch_size`` * (global, all processes), ``num_train_steps`` *,
+  ``log_every_steps`` *, ``checkpoint_every_steps`` *, ``eval.checkpoint`` *
+  (``'latest'``, ``'best'`` or a step number).
+* ``model``: ``name`` (``jaxact.models.names()``) and ``overrides`` (module
+  fields, e.g. ``backbone``, ``fusion``, ``freeze_backbones``).
+* ``data``: ``jaxact.data.config.get_data_config()``; ``build_dataset`` builds
+  it on first use (the demo).
+* ``optimizer`` (see ``jaxact.train.optim``), ``loss`` (weights of the fused
+  and per-stream cross-entropies), ``compute_dtype`` (``float32`` /
+  ``bfloat16``), ``grad_accum_steps``.
+* ``checkpoint``: ``max_to_keep``, ``best_metric`` (a train metric, e.g.
+  ``top1_fused``; '' = none), ``best_mode``, ``async_save``.
+* ``init_from``: ``path`` ('' = none), ``kind``, ``step``, ``layout``,
+  ``streams`` (see ``jaxact.train.pretrained``).
+* ``eval``: ``checkpoint``, ``batch_size`` (global clips, each with V views),
+  ``fusion_weights`` (``head`` / ``spatial`` / ``temporal``),
+  ``run_after_training``.
+"""
+
+import os
+from typing import Any
+
+import ml_collections
+
+FUSION_STREAMS = ("head", "spatial", "temporal")
+
+
+class ConfigError(ValueError):
+  """The config cannot run; the message names the field and the fix."""
+
+
+def get_base_config() -> ml_collections.ConfigDict:
+  """Defaults of every field (unlocked; experiment files override)."""
+  from jaxact.data.config import get_data_config
+  c = ml_collections.ConfigDict()
+  c.seed = 0
+  c.model = ml_collections.ConfigDict({"name": "two_stream_lstm_tiny",
+                                       "overrides": ml_collections.ConfigDict()})
+  c.data = get_data_config()
+  c.build_dataset = False
+
+  c.batch_size = 8
+  c.num_train_steps = 100
+  c.log_every_steps = 10
+  c.checkpoint_every_steps = 50
+  c.compute_dtype = "float32"
+  c.grad_accum_steps = 1
+  c.progress_bar = True
+
+  c.optimizer = ml_collections.ConfigDict({
+      "name": "sgd", "learning_rate": 1e-3, "momentum": 0.9, "nesterov": False,
+      "b1": 0.9, "b2": 0.999, "eps": 1e-8, "weight_decay": 0.0,
+      "schedule": "constant", "decay_steps": (), "decay_factor": 0.1, "warmup_steps": 0,
+      "grad_clip_norm": 0.0, "lr_multipliers": ml_collections.ConfigDict(), "frozen": (),
+  })
+  c.loss = ml_collections.ConfigDict({"fused_weight": 1.0, "spatial_weight": 0.0,
+                                      "temporal_weight": 0.0, "label_smoothing": 0.0})
+  c.checkpoint = ml_collections.ConfigDict({"max_to_keep": 3, "best_metric": "top1_fused",
+                                            "best_mode": "max", "async_save": True})
+  c.init_from = ml_collections.ConfigDict({"path": "", "kind": "auto", "step": "latest",
+                                           "layout": "torchvision",
+                                           "streams": ("spatial", "temporal")})
+  c.eval = ml_collections.ConfigDict({
+      "checkpoint": "latest", "batch_size": 8, "run_after_training": True,
+      "fusion_weights": ml_collections.ConfigDict({"head": 1.0, "spatial": 0.0, "temporal": 0.0}),
+  })
+  return c
+
+
+# Subtrees whose keys are free (module fields, parameter-group names).
+_FREE = ("model.overrides", "optimizer.lr_multipliers")
+
+
+def _flat_keys(cfg: Any, prefix: str = "") -> set[str]:
+  keys = set()
+  for k, v in cfg.items():
+    path = f"{prefix}{k}"
+    if path in _FREE:
+      keys.add(path)
+    elif isinstance(v, ml_collections.ConfigDict):
+      keys |= _flat_keys(v, path + ".")
+    else:
+      keys.add(path)
+  return keys
+
+
+def _check(cond: bool, msg: str) -> None:
+  if not cond:
+    raise ConfigError(msg)
+
+
+def validate(config: Any, *, device_count: int, process_count: int = 1, mode: str = "train",
+             check_dataset: bool = True) -> None:
+  """Check ``config`` before running; raise :class:`ConfigError` on the first problem.
+
+  Args:
+    config: the experiment config.
+    device_count: devices over all processes (``jax.device_count()``).
+    process_count: number of processes.
+    mode: ``'train'`` or ``'eval'``.
+    check_dataset: also check that the dataset is built (or will be).
+
+  Raises:
+    ConfigError: unknown or missing keys, impossible sizes, unknown names,
+      missing files. ``jaxact.data.datasets.DatasetNotBuiltError`` when the
+      dataset is not built (its message gives the build command).
+  """
+  base = get_base_config()
+  have, want = _flat_keys(config), _flat_keys(base)
+  unknown, missing = sorted(have - want), sorted(want - have)
+  _check(not unknown, f"Unknown config key(s) {unknown}. Known keys: see jaxact/config.py "
+                      "(a typo? keys are case-sensitive).")
+  _check(not missing, f"Config is missing key(s) {missing}; start experiment files from "
+                      "jaxact.config.get_base_config().")
+  _check(mode in ("train", "eval"), f"--mode={mode!r}; choose 'train' or 'eval'")
+
+  for key in ("num_train_steps", "log_every_steps", "checkpoint_every_steps", "batch_size",
+              "grad_accum_steps"):
+    _check(int(config[key]) > 0, f"config.{key}={config[key]} must be a positive integer")
+  _check(config.eval.batch_size > 0, f"config.eval.batch_size={config.eval.batch_size} must be > 0")
+  per_step = config.batch_size // config.grad_accum_steps
+  _check(config.batch_size % config.grad_accum_steps == 0,
+         f"config.batch_size={config.batch_size} is not divisible by "
+         f"config.grad_accum_steps={config.grad_accum_steps}")
+  for name, size in (("batch_size", per_step), ("eval.batch_size", config.eval.batch_size)):
+    _check(size % device_count == 0,
+           f"config.{name} (per micro-batch: {size}) is not divisible by the {device_count} "
+           f"devices; use a multiple of {device_count}, e.g. "
+           f"--config.{name}={max(device_count, size // device_count * device_count)}")
+    _check(size % process_count == 0,
+           f"config.{name}={size} is not divisible by the {process_count} processes")
+
+  from jaxact import models
+  _check(config.model.name in models.names(),
+         f"config.model.name={config.model.name!r} is not a registered model; known: "
+         f"{', '.join(models.names())}")
+  _check(config.compute_dtype in ("float32", "bfloat16"),
+         f"config.compute_dtype={config.compute_dtype!r}; choose 'float32' or 'bfloat16'")
+  opt = config.optimizer
+  _check(opt.name in ("sgd", "adam", "adamw"),
+         f"config.optimizer.name={opt.name!r}; choose 'sgd', 'adam' or 'adamw'")
+  _check(opt.schedule in ("constant", "step", "cosine"),
+         f"config.optimizer.schedule={opt.schedule!r}; choose 'constant', 'step' or 'cosine'")
+  _check(opt.learning_rate > 0, f"config.optimizer.learning_rate={opt.learning_rate} must be > 0")
+  _check(any(config.loss[f"{k}_weight"] for k in ("fused", "spatial", "temporal")),
+         "config.loss: every loss weight is 0, nothing would be trained")
+  weights = dict(config.eval.fusion_weights)
+  _check(set(weights) <= set(FUSION_STREAMS) and any(weights.values()),
+         f"config.eval.fusion_weights={weights}: keys must be among {FUSION_STREAMS} "
+         "with at least one non-zero weight")
+  which = str(config.eval.checkpoint)
+  _check(which in ("latest", "best") or which.isdigit(),
+         f"config.eval.checkpoint={which!r}; use 'latest', 'best' or a step number")
+  _check(which != "best" or bool(config.checkpoint.best_metric),
+         "config.eval.checkpoint='best' needs config.checkpoint.best_metric")
+  _check(config.checkpoint.best_mode in ("max", "min"),
+         f"config.checkpoint.best_mode={config.checkpoint.best_mode!r}; choose 'max' or 'min'")
+  _check(config.checkpoint.max_to_keep > 0,
+         f"config.checkpoint.max_to_keep={config.checkpoint.max_to_keep} must be > 0")
+
+  if mode == "train" and config.init_from.path:
+    path = os.path.expanduser(config.init_from.path)
+    _check(os.path.exists(path), f"config.init_from.path={config.init_from.path!r} does not exist")
+    _check(config.init_from.kind in ("auto", "orbax", "torch"),
+           f"config.init_from.kind={config.init_from.kind!r}; choose 'auto', 'orbax' or 'torch'")
+  for key in ("data_dir", "manual_dir"):
+    value = config.data[key]
+    _check(not value or os.path.isdir(os.path.expanduser(value)) or
+           (key == "data_dir" and config.build_dataset),
+           f"config.data.{key}={value!r} is not a directory")
+  if check_dataset and not config.build_dataset:
+    from jaxact.data import datasets
+    datasets.load_info(config.data.name, config.data.data_dir or None,
+                       config=config.data.builder_config)

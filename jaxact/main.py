@@ -1,0 +1,118 @@
+r"""Train or evaluate a jaxact experiment.
+
+  python -m jaxact.main --config configs/demo.py --workdir /tmp/demo
+  python -m jaxact.main --config configs/ucf101_paper_a.py:split=2 --workdir DIR \
+      --config.batch_size=32
+  python -m jaxact.main --config configs/kinetics.py --workdir DIR --mode eval \
+      --config.eval.checkpoint=best
+
+Restarting the same command resumes from the last checkpoint. On several
+processes (TPU pod, SLURM, or ``launch/local_multiprocess.py``) every process
+runs the same command; see ``launch/README.md``.
+"""
+
+import logging
+import os
+import sys
+
+from absl import app
+from absl import flags
+from ml_collections import config_flags
+
+_DEMO = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                     "configs", "demo.py")
+
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", _DEMO, "Experiment config file, e.g. configs/kinetics.py or "
+    "configs/ucf101_paper_b.py:split=2,stage=2; override fields with --config.key=value.",
+    lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Run directory (checkpoints, metrics, results).")
+_MODE = flags.DEFINE_enum("mode", "train", ["train", "eval"],
+                          "train (then evaluate) or eval (restore eval.checkpoint and evaluate).")
+_COORDINATOR = flags.DEFINE_string(
+    "coordinator_address", None, "host:port of process 0, for multi-process runs that JAX "
+    "cannot auto-detect (TPU pods and SLURM are auto-detected).")
+_NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Number of processes.")
+_PROCESS_ID = flags.DEFINE_integer("process_id", None, "Index of this process (0-based).")
+_INIT_TIMEOUT = flags.DEFINE_integer("initialization_timeout", 300,
+                                     "Seconds to wait for all processes to join.")
+flags.mark_flag_as_required("workdir")
+
+
+def _auto_multiprocess() -> bool:
+  """True on launchers that ``jax.distributed.initialize()`` understands alone."""
+  env = os.environ
+  if int(env.get("SLURM_NTASKS", "1")) > 1 and "SLURM_JOB_ID" in env:
+    return True
+  if int(env.get("OMPI_COMM_WORLD_SIZE", "1")) > 1:
+    return True
+  return "," in env.get("TPU_WORKER_HOSTNAMES", "")
+
+
+def _initialize_distributed() -> None:
+  import jax
+  explicit = _COORDINATOR.value or _NUM_PROCESSES.value or _PROCESS_ID.value is not None
+  if explicit:
+    if not (_COORDINATOR.value and _NUM_PROCESSES.value and _PROCESS_ID.value is not None):
+      raise app.UsageError("--coordinator_address, --num_processes and --process_id go together")
+    kwargs = dict(coordinator_address=_COORDINATOR.value, num_processes=_NUM_PROCESSES.value,
+                  process_id=_PROCESS_ID.value)
+  elif _auto_multiprocess():
+    kwargs = {}
+  else:
+    return
+  try:
+    jax.distributed.initialize(initialization_timeout=_INIT_TIMEOUT.value, **kwargs)
+  except Exception as e:  # noqa: BLE001 -- turned into one actionable message
+    where = kwargs.get("coordinator_address", "the auto-detected coordinator")
+    raise SystemExit(
+        f"jaxact: could not join the multi-process run at {where} within "
+        f"{_INIT_TIMEOUT.value}s ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}). "
+        "Are all processes started with the same --coordinator_address and --num_processes, "
+        "distinct --process_id, and is the port reachable?") from None
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+  from jaxact.config import ConfigError
+  from jaxact.data.datasets import DatasetNotBuiltError
+  from jaxact.train.loop import NonFiniteLossError
+  from jaxact.train.pretrained import InitFromError
+  errors = [ConfigError, DatasetNotBuiltError, NonFiniteLossError, InitFromError,
+            FileNotFoundError]
+  try:
+    from jaxact.models.convert import WeightImportError
+    errors.append(WeightImportError)
+  except ImportError:
+    pass
+  return tuple(errors)
+
+
+def run(config, workdir: str, mode: str) -> None:
+  """Validate ``config`` and train or evaluate (what ``main`` does after flags)."""
+  import jax
+  from jaxact import config as config_lib
+  from jaxact.eval import evaluate
+  from jaxact.train import loop
+  config_lib.validate(config, device_count=jax.device_count(),
+                      process_count=jax.process_count(), mode=mode)
+  if mode == "train":
+    loop.train_and_evaluate(config, workdir)
+  else:
+    evaluate.evaluate_checkpoint(config, workdir)
+
+
+def main(argv) -> None:
+  if len(argv) > 1:
+    raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+  logging.getLogger("jaxact").setLevel(logging.INFO)
+  _initialize_distributed()
+  workdir = os.path.abspath(os.path.expanduser(_WORKDIR.value))
+  try:
+    run(_CONFIG.value, workdir, _MODE.value)
+  except _user_errors() as e:
+    print(f"jaxact: error: {e}", file=sys.stderr)
+    sys.exit(1)
+
+
+if __name__ == "__main__":
+  app.run(main)

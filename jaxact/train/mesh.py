@@ -1,0 +1,58 @@
+"""The device mesh and the host-batch → global-array step of data parallelism.
+
+Every process holds a slice of the global batch (its Grain loader's output);
+:func:`global_batch` stitches the slices into one ``jax.Array`` sharded over
+the ``data`` axis of a mesh that spans all devices of all processes.
+"""
+
+from typing import Any, Mapping
+
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+DATA_AXIS = "data"
+
+
+def create_mesh() -> Mesh:
+  """A 1-D mesh ``('data',)`` over every device of every process."""
+  return jax.make_mesh((jax.device_count(),), (DATA_AXIS,),
+                       axis_types=(jax.sharding.AxisType.Auto,))
+
+
+def replicated(mesh: Mesh) -> NamedSharding:
+  """Sharding that keeps a full copy on every device (parameters)."""
+  return NamedSharding(mesh, P())
+
+
+def batch_sharded(mesh: Mesh) -> NamedSharding:
+  """Sharding that splits the leading (batch) axis over ``data``."""
+  return NamedSharding(mesh, P(DATA_AXIS))
+
+
+def global_batch(mesh: Mesh, host_batch: Mapping[str, np.ndarray]) -> dict[str, jax.Array]:
+  """Assemble per-process numpy batches into global arrays.
+
+  Args:
+    mesh: the data-parallel mesh.
+    host_batch: numpy arrays whose leading axis is the per-process batch
+      ``B / process_count`` (e.g. ``rgb`` uint8 ``(B/P, T, H, W, 3)``).
+
+  Returns:
+    The same keys as ``jax.Array``s of leading size ``B``, sharded on ``data``.
+    Non-array entries (strings, ...) are dropped.
+  """
+  sharding = batch_sharded(mesh)
+  out = {}
+  for key, value in host_batch.items():
+    value = np.asarray(value)
+    if value.dtype.kind not in "biuf":
+      continue
+    global_shape = (value.shape[0] * jax.process_count(),) + value.shape[1:]
+    out[key] = jax.make_array_from_process_local_data(sharding, value, global_shape)
+  return out
+
+
+def tree_shardings(mesh: Mesh, tree: Any) -> Any:
+  """Replicated sharding for every leaf of ``tree`` (parameters, optimizer)."""
+  return jax.tree.map(lambda _: replicated(mesh), tree)

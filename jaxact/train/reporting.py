@@ -1,0 +1,110 @@
+"""What the user sees during training: progress bar, metrics.jsonl, TensorBoard.
+
+Only process 0 writes; other processes get a writer that does nothing.
+"""
+
+import json
+import math
+import os
+import sys
+import time
+from typing import Any, Mapping
+
+import numpy as np
+
+
+class MetricsWriter:
+  """Appends one JSON object per logged step to ``WORKDIR/metrics.jsonl`` and
+  mirrors scalars to TensorBoard (``WORKDIR/tensorboard``).
+
+  Args:
+    workdir: the run directory.
+    enabled: False on processes other than 0.
+    tensorboard: also write TensorBoard event files.
+  """
+
+  def __init__(self, workdir: str, *, enabled: bool = True, tensorboard: bool = True):
+    self.enabled = enabled
+    self._tb = None
+    self._file = None
+    if not enabled:
+      return
+    os.makedirs(workdir, exist_ok=True)
+    self._file = open(os.path.join(workdir, "metrics.jsonl"), "a", encoding="utf-8")
+    if tensorboard:
+      from tensorboardX import SummaryWriter
+      self._tb = SummaryWriter(os.path.join(workdir, "tensorboard"))
+
+  def write(self, step: int, scalars: Mapping[str, float], prefix: str = "train") -> None:
+    """Record ``scalars`` for ``step`` (non-finite values are written as null)."""
+    if not self.enabled:
+      return
+    clean = {k: (float(v) if math.isfinite(float(v)) else None) for k, v in scalars.items()}
+    self._file.write(json.dumps({"step": int(step), **clean}) + "\n")
+    self._file.flush()
+    if self._tb is not None:
+      for k, v in clean.items():
+        if v is not None:
+          self._tb.add_scalar(f"{prefix}/{k}", v, int(step))
+
+  def close(self) -> None:
+    if self._file is not None:
+      self._file.close()
+      self._file = None
+    if self._tb is not None:
+      self._tb.close()
+      self._tb = None
+
+
+def truncate_metrics(workdir: str, last_step: int) -> None:
+  """Drop lines of ``metrics.jsonl`` after ``last_step`` (steps re-run on resume)."""
+  path = os.path.join(workdir, "metrics.jsonl")
+  if not os.path.exists(path):
+    return
+  kept = []
+  with open(path, encoding="utf-8") as f:
+    for line in f:
+      try:
+        if json.loads(line).get("step", 0) <= last_step:
+          kept.append(line if line.endswith("\n") else line + "\n")
+      except json.JSONDecodeError:
+        continue  # a line cut by kill -9
+  with open(path, "w", encoding="utf-8") as f:
+    f.writelines(kept)
+
+
+class Progress:
+  """A tqdm bar with ETA on process 0 (plain log lines when not a terminal)."""
+
+  def __init__(self, total: int, initial: int, *, enabled: bool = True, desc: str = "train"):
+    self._bar = None
+    if enabled:
+      from tqdm import tqdm
+      self._bar = tqdm(total=total, initial=initial, desc=desc, unit="step", dynamic_ncols=True,
+                       file=sys.stderr, mininterval=1.0 if sys.stderr.isatty() else 30.0)
+
+  def update(self, n: int = 1, **postfix: Any) -> None:
+    if self._bar is not None:
+      if postfix:
+        self._bar.set_postfix({k: _fmt(v) for k, v in postfix.items()}, refresh=False)
+      self._bar.update(n)
+
+  def close(self) -> None:
+    if self._bar is not None:
+      self._bar.close()
+
+
+def _fmt(v: Any) -> str:
+  return f"{v:.4g}" if isinstance(v, (float, np.floating)) else str(v)
+
+
+class StepTimer:
+  """Wall time per step between log points (host side, after blocking)."""
+
+  def __init__(self):
+    self._t = time.perf_counter()
+
+  def lap(self) -> float:
+    now = time.perf_counter()
+    dt, self._t = now - self._t, now
+    return dt
