@@ -49,7 +49,7 @@ def write_crlf(path, lines):
     f.write("".join(ln + "\r\n" for ln in lines).encode())
 
 
-@pytest.fixture(name="fake_flow")
+@pytest.fixture(name="fake_flow", scope="session")
 def fake_flow_fixture():
   return fake_flow
 
