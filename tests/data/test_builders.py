@@ -144,3 +144,36 @@ def test_cli_reports_errors_in_one_line(tmp_path, capsys):
   rc = build.main(["synthetic_motion", "--set", "colour=3",
                    "--data_dir", str(tmp_path)])
   assert rc == 1 and "unknown build option" in capsys.readouterr().err
+
+
+def test_tfds_build_command_with_default_jax_tvl1(tmp_path):
+  """TFDS's own ``build`` command (the one ``tfds build`` runs) builds ours,
+  with the default flow: jaxact's TV-L1."""
+  import subprocess
+  import sys
+  from jaxact.data import video
+  yy, xx = np.mgrid[0:24, 0:32]
+  base_img = (127 + 60 * np.sin(xx / 3.0) * np.cos(yy / 4.0)).astype(np.uint8)
+  for cls in ("left", "right"):
+    step = -1 if cls == "left" else 1
+    frames = np.stack([np.roll(base_img, step * i, axis=1) for i in range(4)])
+    video.write_video(_mkdir(tmp_path / "videos" / cls) / "a.mp4",
+                      np.repeat(frames[..., None], 3, -1))
+  cmd = [sys.executable, "-m", "jaxact.data.tfds_cli", "build",
+         "jaxact_video_folder", "--imports", "jaxact.data.datasets.registered",
+         "--manual_dir", str(tmp_path / "videos"),
+         "--data_dir", str(tmp_path / "data"), "--file_format", "array_record",
+         "--config", '{"name": "tiny", "short_side": 24, "flow_preset": '
+         '"fast", "flow_batch": 4}']
+  subprocess.run(cmd, check=True, capture_output=True, timeout=600)
+  info = datasets.load_info("video_folder", tmp_path / "data", "tiny")
+  assert info.class_names == ("left", "right") and info.split_sizes == {"train": 2}
+  for r in _records("video_folder", "train", tmp_path / "data", "tiny"):
+    dx = (_decode(r["flow_x"][1])[6:-6, 6:-6].astype(float) - 128) * 40 / 255
+    # Content moves 1 px/frame left or right: TV-L1 sees the sign.
+    assert np.sign(np.median(dx)) == (-1 if r["label"] == 0 else 1)
+
+
+def _mkdir(path):
+  path.mkdir(parents=True, exist_ok=True)
+  return path

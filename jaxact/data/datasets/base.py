@@ -85,7 +85,9 @@ def tvl1_flow(frames: np.ndarray, batch: int = 32, **params) -> np.ndarray:
     tvl1_fn = tvl1_fn.tvl1
   out = []
   n = len(frames) - 1
-  batch = batch if batch > 0 else max(n, 1)
+  # Few distinct shapes → few compilations: whole videos up to ``batch``
+  # pairs are padded to the next power of two, longer ones to ``batch``.
+  batch = max(n, 1) if batch <= 0 else min(batch, 1 << max(n - 1, 0).bit_length())
   for start in range(0, n, batch):
     idx = np.minimum(np.arange(start, start + batch), n - 1)  # pad: repeat
     f = tvl1_fn(frames[idx], frames[idx + 1], **params)

@@ -1,0 +1,16 @@
+"""Imports (and so registers with TFDS) every jaxact builder.
+
+For TFDS's own tooling, which finds builders by registered name::
+
+  tfds build jaxact_ucf101 --imports jaxact.data.datasets.registered ...
+
+jaxact itself never imports this module; it loads builders lazily through
+``jaxact.data.datasets.builder_class``.
+"""
+
+# pylint: disable=unused-import
+from jaxact.data.datasets import hmdb51
+from jaxact.data.datasets import kinetics400
+from jaxact.data.datasets import synthetic_motion
+from jaxact.data.datasets import ucf101
+from jaxact.data.datasets import video_folder
