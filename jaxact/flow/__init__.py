@@ -1,0 +1,14 @@
+"""TV-L1 optical flow in JAX, uint8 quantisation and batch extraction.
+
+- :func:`tvl1`: batched, jit-compiled TV-L1 following OpenCV's DualTVL1.
+- :func:`quantize` / :func:`dequantize` / :func:`flip_flow_stack`: the uint8
+  storage format (bound 20 px, 128 = no motion) and flow-stack flips.
+- ``python -m jaxact.flow.extract``: videos or frame folders → MMAction2-style
+  frame/flow JPEG folders or compact ``.npz`` files, resumable.
+"""
+
+from jaxact.flow.quantize import dequantize, flip_flow_stack, quantize
+from jaxact.flow.tvl1 import TVL1Params, pyramid_shapes, tvl1
+
+__all__ = ['tvl1', 'TVL1Params', 'pyramid_shapes', 'quantize', 'dequantize',
+           'flip_flow_stack']

@@ -1,4 +1,4 @@
-"""Image operators of the TV-L1 scheme, on one image (axes 0, 1 = y, x).
+"""Image operators of the TV-L1 scheme; spatial axes are the last two (y, x).
 
 Each follows the matching OpenCV routine so results agree with
 ``cv2.optflow.DualTVL1OpticalFlow`` up to float rounding: bilinear
@@ -18,6 +18,7 @@ import numpy as np
 
 def _shift_pad(x: jax.Array, axis: int, forward: bool) -> jax.Array:
   """Neighbour along ``axis`` with a replicated edge (x[i+1] or x[i-1])."""
+  axis = axis % x.ndim
   n = x.shape[axis]
   if forward:
     body = jax.lax.slice_in_dim(x, 1, n, axis=axis)
@@ -33,14 +34,14 @@ def centered_gradient(img: jax.Array) -> tuple[jax.Array, jax.Array]:
 
   At the border this is OpenCV's one-sided half difference.
   """
-  dx = 0.5 * (_shift_pad(img, 1, True) - _shift_pad(img, 1, False))
-  dy = 0.5 * (_shift_pad(img, 0, True) - _shift_pad(img, 0, False))
+  dx = 0.5 * (_shift_pad(img, -1, True) - _shift_pad(img, -1, False))
+  dy = 0.5 * (_shift_pad(img, -2, True) - _shift_pad(img, -2, False))
   return dx, dy
 
 
 def forward_gradient(x: jax.Array) -> tuple[jax.Array, jax.Array]:
   """Forward differences, zero on the last column (dx) / last row (dy)."""
-  return _shift_pad(x, 1, True) - x, _shift_pad(x, 0, True) - x
+  return _shift_pad(x, -1, True) - x, _shift_pad(x, -2, True) - x
 
 
 def divergence(px: jax.Array, py: jax.Array) -> jax.Array:
@@ -48,12 +49,13 @@ def divergence(px: jax.Array, py: jax.Array) -> jax.Array:
 
   ``div = px[x] - px[x-1] + py[y] - py[y-1]`` with ``p[-1] = 0``.
   """
-  zx = jnp.zeros_like(jax.lax.slice_in_dim(px, 0, 1, axis=1))
-  zy = jnp.zeros_like(jax.lax.slice_in_dim(py, 0, 1, axis=0))
+  ax, ay = px.ndim - 1, py.ndim - 2
+  zx = jnp.zeros_like(jax.lax.slice_in_dim(px, 0, 1, axis=ax))
+  zy = jnp.zeros_like(jax.lax.slice_in_dim(py, 0, 1, axis=ay))
   px_prev = jnp.concatenate(
-      [zx, jax.lax.slice_in_dim(px, 0, px.shape[1] - 1, axis=1)], axis=1)
+      [zx, jax.lax.slice_in_dim(px, 0, px.shape[ax] - 1, axis=ax)], axis=ax)
   py_prev = jnp.concatenate(
-      [zy, jax.lax.slice_in_dim(py, 0, py.shape[0] - 1, axis=0)], axis=0)
+      [zy, jax.lax.slice_in_dim(py, 0, py.shape[ay] - 1, axis=ay)], axis=ay)
   return px - px_prev + py - py_prev
 
 
@@ -82,20 +84,19 @@ def linear_resize_matrix(n_out: int, n_in: int,
 
 def resize_linear(x: jax.Array, h: int, w: int,
                   inv_factor: float | None = None) -> jax.Array:
-  """Bilinear resize of ``(H, W, ...)`` to ``(h, w, ...)`` like cv2.resize.
+  """Bilinear resize of ``(..., H, W)`` to ``(..., h, w)`` like cv2.resize.
 
   Args:
-    x: image or flow, spatial axes first.
+    x: image or flow, spatial axes last.
     h, w: output size.
     inv_factor: ``1 / fx`` when OpenCV was given a scale factor (the
       pyramid); ``None`` when it was given the output size.
   """
-  my = jnp.asarray(linear_resize_matrix(h, x.shape[0], inv_factor))
-  mx = jnp.asarray(linear_resize_matrix(w, x.shape[1], inv_factor))
+  my = jnp.asarray(linear_resize_matrix(h, x.shape[-2], inv_factor))
+  mx = jnp.asarray(linear_resize_matrix(w, x.shape[-1], inv_factor))
   hp = jax.lax.Precision.HIGHEST
-  y = jnp.tensordot(my, x, axes=(1, 0), precision=hp)        # (h, W, ...)
-  y = jnp.tensordot(mx, y, axes=(1, 1), precision=hp)        # (w, h, ...)
-  return jnp.swapaxes(y, 0, 1)
+  y = jnp.einsum('...yx,Yy->...Yx', x, my, precision=hp)
+  return jnp.einsum('...yx,Xx->...yX', y, mx, precision=hp)
 
 
 def _cubic_weights(t: jax.Array) -> list[jax.Array]:
@@ -111,18 +112,18 @@ def _cubic_weights(t: jax.Array) -> list[jax.Array]:
 
 def warp_bicubic(img: jax.Array, dx: jax.Array, dy: jax.Array,
                  border: str = 'constant') -> jax.Array:
-  """Samples ``img`` (H, W, K) at ``(x + dx, y + dy)``, bicubic.
+  """Samples ``img`` (K, H, W) at ``(x + dx, y + dy)``, bicubic.
 
   Args:
-    img: ``(H, W, K)`` channels sampled together.
+    img: ``(K, H, W)`` channels sampled together.
     dx, dy: ``(H, W)`` displacements.
     border: ``'constant'``: taps outside the image read 0 (``cv2.remap``'s
       default, used by OpenCV's TV-L1); ``'replicate'``: clamp to the edge.
 
   Returns:
-    ``(H, W, K)``.
+    ``(K, H, W)``.
   """
-  h, w, k = img.shape
+  k, h, w = img.shape
   yy, xx = jnp.meshgrid(jnp.arange(h, dtype=jnp.float32),
                         jnp.arange(w, dtype=jnp.float32), indexing='ij')
   fx = xx + dx
@@ -134,22 +135,23 @@ def warp_bicubic(img: jax.Array, dx: jax.Array, dy: jax.Array,
   # Far-away samples are clamped first so int32 indices cannot overflow.
   x0 = jnp.clip(x0, -4, w + 4).astype(jnp.int32)
   y0 = jnp.clip(y0, -4, h + 4).astype(jnp.int32)
-  flat = img.reshape(h * w, k)
-  out = jnp.zeros((h, w, k), img.dtype)
+  flat = img.reshape(k, h * w)
+  out = None
   for j in range(4):
     yj = y0 + (j - 1)
     ok_y = (yj >= 0) & (yj < h)
     yj = jnp.clip(yj, 0, h - 1)
-    row = jnp.zeros((h, w, k), img.dtype)
+    row = None
     for i in range(4):
       xi = x0 + (i - 1)
       ok = ok_y & (xi >= 0) & (xi < w)
       xi = jnp.clip(xi, 0, w - 1)
-      v = flat[yj * w + xi]
+      v = flat[:, yj * w + xi]
+      wgt = wx[i]
       if border == 'constant':
-        v = jnp.where(ok[..., None], v, 0.0)
-      row = row + wx[i][..., None] * v
-    out = out + wy[j][..., None] * row
+        wgt = jnp.where(ok, wgt, 0.0)
+      row = wgt * v if row is None else row + wgt * v
+    out = wy[j] * row if out is None else out + wy[j] * row
   return out
 
 
@@ -217,12 +219,12 @@ def median_filter(x: jax.Array, size: int) -> jax.Array:
   """``cv2.medianBlur``: median over ``size x size`` windows, replicated border.
 
   Args:
-    x: ``(H, W, ...)``; every trailing channel is filtered independently.
+    x: ``(..., H, W)``; leading channels are filtered independently.
     size: odd window size.
   """
   r = size // 2
-  pad = [(r, r), (r, r)] + [(0, 0)] * (x.ndim - 2)
+  pad = [(0, 0)] * (x.ndim - 2) + [(r, r), (r, r)]
   xp = jnp.pad(x, pad, mode='edge')
-  h, w = x.shape[:2]
-  values = [xp[i:i + h, j:j + w] for i in range(size) for j in range(size)]
+  h, w = x.shape[-2:]
+  values = [xp[..., i:i + h, j:j + w] for i in range(size) for j in range(size)]
   return median_of(values)

@@ -98,9 +98,10 @@ def pyramid_shapes(height: int, width: int, nscales: int,
 
 def _one_scale(i0: jax.Array, i1: jax.Array, u: jax.Array,
                p: TVL1Params) -> jax.Array:
-  """Refines the flow ``u`` (H, W, C) of one pyramid level (one pair).
+  """Refines the flow ``u`` (C, H, W) of one pyramid level (one pair).
 
-  C is 2, or 3 when ``gamma > 0`` (the illumination term u3).
+  C is 2 (dx, dy), or 3 when ``gamma > 0`` (the illumination term u3).
+  Channels come first so that the innermost (vectorised) axis is W.
   """
   use_gamma = p.gamma != 0.0
   h, w = i0.shape
@@ -110,71 +111,67 @@ def _one_scale(i0: jax.Array, i1: jax.Array, u: jax.Array,
   theta = np.float32(p.theta)
   gamma = np.float32(p.gamma)
   i1x, i1y = ops.centered_gradient(i1)
-  i1_stack = jnp.stack([i1, i1x, i1y], axis=-1)
+  i1_stack = jnp.stack([i1, i1x, i1y])
   big = jnp.float32(np.finfo(np.float32).max)
+  tiny = np.float32(np.finfo(np.float32).eps)
 
-  def step(u, dual, i1wx, i1wy, grad, rho_c):
-    # Thresholding (TH) of the linearised data term -> v.
-    rho = rho_c + i1wx * u[..., 0] + i1wy * u[..., 1]
+  def step(u, px, py, i1wx, i1wy, grad, rho_c):
+    # Thresholding (TH) of the linearised data term: v = u + fi * grad I1.
+    rho = rho_c + i1wx * u[0] + i1wy * u[1]
     if use_gamma:
-      rho = rho + gamma * u[..., 2]
-    lo = rho < -l_t * grad
-    hi = rho > l_t * grad
-    safe = grad > np.finfo(np.float32).eps
-    fi = jnp.where(lo, l_t, jnp.where(hi, -l_t, jnp.where(
-        safe, -rho / jnp.where(safe, grad, 1.0), 0.0)))
+      rho = rho + gamma * u[2]
+    lt_grad = l_t * grad
+    fi = jnp.where(rho < -lt_grad, l_t, jnp.where(
+        rho > lt_grad, -l_t, jnp.where(
+            grad > tiny, -rho / jnp.where(grad > tiny, grad, 1.0), 0.0)))
     dv = [fi * i1wx, fi * i1wy] + ([fi * gamma] if use_gamma else [])
-    v = u + jnp.stack(dv, axis=-1)
     # u = v + theta * div(p).
-    div = ops.divergence(dual[..., 0], dual[..., 1])
-    u_new = v + theta * div
+    u_new = u + jnp.stack(dv) + theta * ops.divergence(px, py)
     err = jnp.sum(jnp.square(u_new - u))
     # Dual projection: p = (p + taut * grad u) / (1 + taut * |grad u|).
     gx, gy = ops.forward_gradient(u_new)
-    norm = 1.0 + taut * jnp.sqrt(gx * gx + gy * gy)
-    dual = jnp.stack([(dual[..., 0] + taut * gx) / norm,
-                      (dual[..., 1] + taut * gy) / norm], axis=-1)
-    return u_new, dual, err
+    inv_norm = 1.0 / (1.0 + taut * jnp.sqrt(gx * gx + gy * gy))
+    return u_new, (px + taut * gx) * inv_norm, (py + taut * gy) * inv_norm, err
 
   def warp(_, carry):
-    u, dual = carry
-    warped = ops.warp_bicubic(i1_stack, u[..., 0], u[..., 1], p.border)
-    i1w, i1wx, i1wy = warped[..., 0], warped[..., 1], warped[..., 2]
+    u, px, py = carry
+    warped = ops.warp_bicubic(i1_stack, u[0], u[1], p.border)
+    i1w, i1wx, i1wy = warped[0], warped[1], warped[2]
     grad = i1wx * i1wx + i1wy * i1wy
-    rho_c = i1w - i1wx * u[..., 0] - i1wy * u[..., 1] - i0
+    rho_c = i1w - i1wx * u[0] - i1wy * u[1] - i0
 
     def inner_cond(c):
-      return (c[3] < p.inner_iterations) & (c[2] > scaled_eps)
+      return (c[4] < p.inner_iterations) & (c[3] > scaled_eps)
 
     def inner_body(c):
-      u, dual, _, n = c
-      u, dual, err = step(u, dual, i1wx, i1wy, grad, rho_c)
-      return u, dual, err, n + 1
+      u, px, py, _, n = c
+      u, px, py, err = step(u, px, py, i1wx, i1wy, grad, rho_c)
+      return u, px, py, err, n + 1
 
     def outer_cond(c):
-      return (c[3] < p.outer_iterations) & (c[2] > scaled_eps)
+      return (c[4] < p.outer_iterations) & (c[3] > scaled_eps)
 
     def outer_body(c):
-      u, dual, err, n = c
+      u, px, py, err, n = c
       if p.median_filtering > 1:
-        u = jnp.concatenate([ops.median_filter(u[..., :2], p.median_filtering),
-                             u[..., 2:]], axis=-1)
-      u, dual, err, _ = lax.while_loop(inner_cond, inner_body,
-                                       (u, dual, err, jnp.int32(0)))
-      return u, dual, err, n + 1
+        u = jnp.concatenate(
+            [ops.median_filter(u[:2], p.median_filtering), u[2:]])
+      u, px, py, err, _ = lax.while_loop(
+          inner_cond, inner_body, (u, px, py, err, jnp.int32(0)))
+      return u, px, py, err, n + 1
 
-    u, dual, _, _ = lax.while_loop(outer_cond, outer_body,
-                                   (u, dual, big, jnp.int32(0)))
-    return u, dual
+    u, px, py, _, _ = lax.while_loop(
+        outer_cond, outer_body, (u, px, py, big, jnp.int32(0)))
+    return u, px, py
 
-  # Dual variables restart from zero at every scale: (H, W, C, 2).
-  dual = jnp.zeros(u.shape + (2,), jnp.float32)
-  u, _ = lax.fori_loop(0, p.warps, warp, (u, dual))
+  # Dual variables restart from zero at every scale.
+  zeros = jnp.zeros_like(u)
+  u, _, _ = lax.fori_loop(0, p.warps, warp, (u, zeros, zeros))
   return u
 
 
 def _tvl1_pair(i0: jax.Array, i1: jax.Array, p: TVL1Params) -> jax.Array:
-  """TV-L1 for one grayscale float pair (H, W) -> flow (H, W, 2)."""
+  """TV-L1 for one grayscale float pair (H, W) -> flow (2, H, W)."""
   shapes = pyramid_shapes(*i0.shape, p.nscales, p.scale_step)
   inv = 1.0 / p.scale_step
   pyr0, pyr1 = [i0], [i1]
@@ -182,15 +179,15 @@ def _tvl1_pair(i0: jax.Array, i1: jax.Array, p: TVL1Params) -> jax.Array:
     pyr0.append(ops.resize_linear(pyr0[-1], h, w, inv))
     pyr1.append(ops.resize_linear(pyr1[-1], h, w, inv))
   channels = 3 if p.gamma != 0.0 else 2
-  u = jnp.zeros(shapes[-1] + (channels,), jnp.float32)
+  u = jnp.zeros((channels,) + shapes[-1], jnp.float32)
   for s in range(len(shapes) - 1, -1, -1):
     u = _one_scale(pyr0[s], pyr1[s], u, p)
     if s == 0:
       break
     h, w = shapes[s - 1]
     u = ops.resize_linear(u, h, w)
-    u = jnp.concatenate([u[..., :2] * np.float32(inv), u[..., 2:]], axis=-1)
-  return u[..., :2]
+    u = jnp.concatenate([u[:2] * np.float32(inv), u[2:]])
+  return u[:2]
 
 
 def _to_gray(x: jax.Array) -> jax.Array:
@@ -204,7 +201,8 @@ def _to_gray(x: jax.Array) -> jax.Array:
 def _tvl1_batch(prev: jax.Array, nxt: jax.Array, params: TVL1Params):
   """(N, H, W[, 3]) x2 -> (N, H, W, 2), one compiled program per shape."""
   fn = functools.partial(_tvl1_pair, p=params)
-  return jax.vmap(fn)(_to_gray(prev), _to_gray(nxt))
+  flow = jax.vmap(fn)(_to_gray(prev), _to_gray(nxt))    # (N, 2, H, W)
+  return jnp.moveaxis(flow, 1, -1)
 
 
 def _image_hw(shape: tuple[int, ...]) -> tuple[tuple[int, ...], int, int, bool]:
