@@ -1,0 +1,71 @@
+r"""Demo: tiny two-stream networks on the generated ``synthetic_motion`` dataset.
+
+Command::
+
+  python -m jaxact.main --config configs/demo.py --workdir /tmp/jaxact_demo
+
+Hardware: any CPU; a 2-core laptop is enough (no GPU needed).
+Expected time: under 10 minutes on a 2-core CPU, including building the
+dataset on first use (~1 minute: 360 clips of 16 frames at 64×64, TV-L1 flow).
+Expected result (``/tmp/jaxact_demo/eval_results.json``, 72 test clips, 9
+classes, chance = 11%): the spatial (RGB) stream stays near chance, because
+appearance is independent of the class by construction, while the temporal
+(flow) stream and the fused scores end far above it (typically > 70% top-1).
+
+Variants (``--config configs/demo.py:ARG``):
+
+* ``smoke``: 4 training steps on 4 clips per batch, for tests (seconds once
+  compiled);
+* ``lstm``: paper A's shape (CoTNet-tiny + LSTM) instead of paper B's
+  (ResNet-tiny + sum fusion + ConvLSTM).
+"""
+
+from jaxact.config import get_base_config, parse_config_arg
+
+
+def get_config(arg: str | None = None):
+  args = parse_config_arg(arg, smoke=False, lstm=False)
+  c = get_base_config()
+  c.seed = 0
+  c.model.name = "two_stream_lstm_tiny" if args["lstm"] else "two_stream_convlstm_tiny"
+
+  c.build_dataset = True
+  c.data.name = "synthetic_motion"
+  c.data.sampling = "uniform"
+  c.data.num_steps = 3
+  c.data.flow_length = 5
+  c.data.resize_short = 64
+  c.data.image_size = 56
+  c.data.augment = "baseline"
+  c.data.eval_clips = 1
+  c.data.eval_crops = 1
+  c.data.num_workers = 0
+  c.data.read_threads = 2
+
+  c.batch_size = 16
+  c.num_train_steps = 300
+  c.log_every_steps = 10
+  c.checkpoint_every_steps = 100
+  c.optimizer.name = "adam"
+  c.optimizer.learning_rate = 2e-3
+  c.optimizer.schedule = "cosine"
+  c.optimizer.warmup_steps = 20
+  c.optimizer.grad_clip_norm = 5.0
+  # Train the fused head and each stream's own classifier, so that the three
+  # accuracies can be compared.
+  c.loss.fused_weight = 1.0
+  c.loss.spatial_weight = 1.0
+  c.loss.temporal_weight = 1.0
+  c.checkpoint.best_metric = "top1_fused"
+  c.eval.batch_size = 24
+  c.eval.fusion_weights.head = 1.0
+
+  if args["smoke"]:
+    c.batch_size = 4
+    c.num_train_steps = 4
+    c.log_every_steps = 1
+    c.checkpoint_every_steps = 2
+    c.optimizer.warmup_steps = 0
+    c.eval.batch_size = 8
+    c.progress_bar = False
+  return c
