@@ -36,6 +36,8 @@ Dtype = Any
 
 _BN_MOMENTUM = 0.9  # PyTorch momentum 0.1.
 _EPSILON = 1e-5  # PyTorch BatchNorm2d and GroupNorm default.
+# Name scope of the aggregation's multiplies (tools.model_info counts them as MACs).
+LOCAL_AGGREGATION_SCOPE = 'cot_local_aggregation'
 _conv_init = nn.initializers.variance_scaling(2.0, 'fan_out', 'normal')
 
 
@@ -58,6 +60,13 @@ def local_aggregation(values: Array, attention: Array, kernel_size: int) -> Arra
   if c % g or attention.shape[4] != kernel_size**2:
     raise ValueError(f'local_aggregation: values {values.shape} do not match '
                      f'attention {attention.shape} for kernel {kernel_size}')
+  with jax.named_scope(LOCAL_AGGREGATION_SCOPE):
+    return _shifted_sum(values, attention, kernel_size)
+
+
+def _shifted_sum(values: Array, attention: Array, kernel_size: int) -> Array:
+  n, h, w, c = values.shape
+  g = attention.shape[3]
   pad = kernel_size // 2
   padded = jnp.pad(values, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
   # Channel c = j·G + g  →  (j, g): group g is the last axis, as in c mod G.
