@@ -177,3 +177,26 @@ def test_tfds_build_command_with_default_jax_tvl1(tmp_path):
 def _mkdir(path):
   path.mkdir(parents=True, exist_ok=True)
   return path
+
+
+def test_kinetics_with_beam_direct_runner(kinetics_download, tmp_path, fake_flow):
+  beam = pytest.importorskip(
+      "apache_beam", reason="apache-beam not installed (pip install "
+      "'jaxact[beam]'): the Beam build path of Kinetics-400 is not tested")
+  import tensorflow_datasets as tfds
+  builder = build.make_builder("kinetics400", tmp_path, kinetics_download,
+                               flow_fn=fake_flow, short_side=24)
+  builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
+      manual_dir=str(kinetics_download),
+      beam_runner=beam.runners.DirectRunner()))
+  assert builder._use_beam  # pylint: disable=protected-access  (Beam path taken)
+  info = datasets.load_info("kinetics400", tmp_path, builder.builder_config.name)
+  assert info.split_sizes == {"train": 3, "validation": 2}
+  reasons = sorted((s["path"].split("/")[-1], s["reason"] == "missing")
+                   for s in info.skipped)
+  assert reasons == [("corrupt0001_000003_000013.mp4", False),
+                     ("missing0001_000002_000012.mp4", True)]
+  train = _records("kinetics400", "train", tmp_path, info.config)
+  assert sorted(r["label"] for r in train) == [0, 0, 1]
+  assert not (tmp_path / ".jaxact_skip_reports").exists() or not any(
+      (tmp_path / ".jaxact_skip_reports").iterdir())

@@ -222,15 +222,18 @@ class VideoBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
   def split_generators(self) -> dict[str, Iterator]:
     """``{split: self.generate(...)}`` for each split."""
 
-  def flow(self, frames: np.ndarray) -> np.ndarray:
-    if self._flow_fn is not None:
-      return self._flow_fn(frames)
+  def after_generation(self) -> None:
+    """Hook run once all splits are written (e.g. collect Beam reports)."""
+
+  def encoder(self) -> "VideoEncoder":
+    """The picklable per-video work (decode → TV-L1 → JPEG) of this build."""
     cfg = self.builder_config
-    if cfg.flow_preset not in FLOW_PRESETS:
+    if self._flow_fn is None and cfg.flow_preset not in FLOW_PRESETS:
       raise KeyError(f"unknown flow_preset {cfg.flow_preset!r}; known: "
                      f"{sorted(FLOW_PRESETS)}")
-    return tvl1_flow(frames, batch=cfg.flow_batch,
-                     **FLOW_PRESETS[cfg.flow_preset])
+    return VideoEncoder(short_side=cfg.short_side, max_frames=cfg.max_frames,
+                        quality=cfg.jpeg_quality, flow_batch=cfg.flow_batch,
+                        flow_preset=cfg.flow_preset, flow_fn=self._flow_fn)
 
   def skip(self, split: str, path: str, reason: str) -> None:
     """Records a skipped video (kept in metadata and printed)."""
@@ -243,37 +246,63 @@ class VideoBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     ``path_or_frames`` is a video file path (decoded with
     ``jaxact.data.video``) or a uint8 ``(T, H, W, 3)`` array (generated data).
     """
-    from jaxact.data import video  # pylint: disable=g-import-not-at-top
     self.info.metadata.setdefault("skipped", [])
-    cfg = self.builder_config
+    encode = self.encoder()
     for key, source, label in items:
-      if isinstance(source, np.ndarray):
-        frames = source
+      example, reason = encode(key, source, label)
+      if example is None:
+        self.skip(split, os.fspath(source), reason)
       else:
-        if not os.path.exists(source):
-          self.skip(split, os.fspath(source), "missing")
-          continue
-        try:
-          frames = video.read_video(source, short_side=cfg.short_side,
-                                    max_frames=cfg.max_frames or None)
-        except video.VideoDecodeError as e:
-          self.skip(split, os.fspath(source), e.reason)
-          continue
-        if len(frames) < 2:
-          self.skip(split, os.fspath(source), f"{len(frames)} frame(s)")
-          continue
-      yield key, encode_example(frames, self.flow(frames), label=label,
-                                video_id=key, quality=cfg.jpeg_quality)
+        yield key, example
 
   def _download_and_prepare(self, dl_manager, download_config=None):  # pylint: disable=arguments-differ
     self._skipped = []
     self._use_beam = bool(download_config is not None and (
         download_config.beam_runner or download_config.beam_options))
     super()._download_and_prepare(dl_manager, download_config=download_config)
+    self.after_generation()
     self.info.metadata["skipped"] = list(self._skipped)
     self.info.metadata["config"] = dataclasses.asdict(
         self.builder_config, dict_factory=_jsonable_dict)
     print(build_summary(self.info))
+
+
+@dataclasses.dataclass
+class VideoEncoder:
+  """Decodes one video, computes its flow and encodes the example.
+
+  Picklable (Beam ships it to workers). Calling it returns ``(example,
+  None)`` or ``(None, reason)`` for a video that must be skipped.
+  """
+  short_side: int
+  max_frames: int
+  quality: int
+  flow_batch: int
+  flow_preset: str
+  flow_fn: FlowFn | None = None
+
+  def flow(self, frames: np.ndarray) -> np.ndarray:
+    if self.flow_fn is not None:
+      return self.flow_fn(frames)
+    return tvl1_flow(frames, batch=self.flow_batch,
+                     **FLOW_PRESETS[self.flow_preset])
+
+  def __call__(self, key: str, source, label):
+    from jaxact.data import video  # pylint: disable=g-import-not-at-top
+    if isinstance(source, np.ndarray):
+      frames = source
+    else:
+      if not os.path.exists(source):
+        return None, "missing"
+      try:
+        frames = video.read_video(source, short_side=self.short_side,
+                                  max_frames=self.max_frames or None)
+      except video.VideoDecodeError as e:
+        return None, e.reason
+    if len(frames) < 2:
+      return None, f"{len(frames)} frame(s)"
+    return encode_example(frames, self.flow(frames), label=label,
+                          video_id=key, quality=self.quality), None
 
 
 def _jsonable_dict(items) -> dict:

@@ -92,3 +92,8 @@ class JaxactKinetics400(base.VideoBuilder):
               for split in SPLITS}
     return {split: self._generate_examples(self._items(split), split)
             for split in SPLITS}
+
+  def after_generation(self) -> None:
+    if self._use_beam:
+      from jaxact.data.datasets import kinetics_beam  # pylint: disable=g-import-not-at-top
+      kinetics_beam.collect_reports(self)
