@@ -197,6 +197,15 @@ def _init_values(model: nn.Module, input_channels: int, rng: jax.Array | None) -
   return jax.jit(lambda r: model.init(r, x, train=False))(rng)
 
 
+def _fresh_classifier(flat: Mapping[tuple[str, ...], Any], rng: jax.Array | None) -> dict:
+  """A freshly initialised ``fc`` alone (cheaper than initialising the model)."""
+  kernel = flat[('params', 'fc', 'kernel')]
+  dense = nn.Dense(kernel.shape[1], param_dtype=kernel.dtype)
+  rng = jax.random.key(0) if rng is None else rng
+  params = jax.jit(dense.init)(rng, jnp.zeros((1, kernel.shape[0]), kernel.dtype))['params']
+  return {('params', 'fc', leaf): value for leaf, value in params.items()}
+
+
 def from_torch(state_dict: Mapping[str, Any] | str | os.PathLike, model: nn.Module, *,
                layout: str = 'torchvision', variables: Mapping[str, Any] | None = None,
                stream: str | None = None, input_channels: int = 3,
@@ -316,6 +325,8 @@ def from_torch(state_dict: Mapping[str, Any] | str | os.PathLike, model: nn.Modu
   if keep:
     if stream is not None or variables is not None:
       base = flax.traverse_util.flatten_dict(target)
+    elif all(k[:2] == ('params', 'fc') for k in keep):
+      base = _fresh_classifier(flat, rng)
     else:
       init = _init_values(model, input_channels, rng)
       base = flax.traverse_util.flatten_dict({c: init[c] for c in ('params', 'batch_stats')})

@@ -54,14 +54,20 @@ class CotLayer(nn.Module):
 class CoTBottleneck(nn.Module):
   """1×1 → [avg pool 3×3/2] → CoT → 1×1 (×4), residual (official names)."""
 
-  def __init__(self, inplanes: int, planes: int, stride: int = 1):
+  def __init__(self, inplanes: int, planes: int, stride: int = 1, mixer: str = 'cot'):
     super().__init__()
     out = planes * 4
     self.conv1 = nn.Conv2d(inplanes, planes, 1, bias=False)
     self.bn1 = nn.BatchNorm2d(planes)
     self.act1 = nn.ReLU(inplace=True)
-    self.avd = nn.AvgPool2d(3, 2, padding=1) if stride > 1 else None
-    self.conv2 = CotLayer(planes, 3)
+    self.avd = None
+    if mixer == 'cot':
+      self.avd = nn.AvgPool2d(3, 2, padding=1) if stride > 1 else None
+      self.conv2 = CotLayer(planes, 3)
+    else:  # torchvision Bottleneck: 3×3 conv with the stride, BN, ReLU
+      self.conv2 = nn.Conv2d(planes, planes, 3, stride=stride, padding=1, bias=False)
+      self.bn2 = nn.BatchNorm2d(planes)
+      self.act2 = nn.ReLU(inplace=True)
     self.conv3 = nn.Conv2d(planes, out, 1, bias=False)
     self.bn3 = nn.BatchNorm2d(out)
     self.act3 = nn.ReLU(inplace=True)
@@ -74,16 +80,19 @@ class CoTBottleneck(nn.Module):
     y = self.act1(self.bn1(self.conv1(x)))
     if self.avd is not None:
       y = self.avd(y)
-    y = self.bn3(self.conv3(self.conv2(y)))
+    y = self.conv2(y)
+    if hasattr(self, 'bn2'):
+      y = self.act2(self.bn2(y))
+    y = self.bn3(self.conv3(y))
     shortcut = x if self.downsample is None else self.downsample(x)
     return self.act3(y + shortcut)
 
 
 class CoTNet(nn.Module):
-  """timm-style ResNet with CoT bottlenecks."""
+  """timm/torchvision-style ResNet with CoT (or, ``mixer='conv'``, plain) bottlenecks."""
 
   def __init__(self, layers=(1, 1, 1, 1), width: int = 16, num_classes: int = 10,
-               in_chans: int = 3):
+               in_chans: int = 3, mixer: str = 'cot'):
     super().__init__()
     self.conv1 = nn.Conv2d(in_chans, width, 7, stride=2, padding=3, bias=False)
     self.bn1 = nn.BatchNorm2d(width)
@@ -94,7 +103,7 @@ class CoTNet(nn.Module):
       planes = width * 2**i
       blocks = []
       for j in range(n):
-        blocks.append(CoTBottleneck(inplanes, planes, 2 if i > 0 and j == 0 else 1))
+        blocks.append(CoTBottleneck(inplanes, planes, 2 if i > 0 and j == 0 else 1, mixer))
         inplanes = planes * 4
       setattr(self, f'layer{i + 1}', nn.Sequential(*blocks))
     self.fc = nn.Linear(inplanes, num_classes)
