@@ -50,21 +50,29 @@ def scale_flow(flow: np.ndarray, sx: float, sy: float) -> np.ndarray:
   return out
 
 
-def _resize_stack(x: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:
-  """Bilinear resize of ``(T, H, W, C)`` uint8 to ``(T, h, w, C)``."""
-  h, w = size_hw
-  if x.shape[1:3] == (h, w):
-    return x
+def _per_channel(x: np.ndarray, out_hw: tuple[int, int], op,
+                 luts: tuple[np.ndarray, ...] | None = None) -> np.ndarray:
+  """Applies a PIL op to every ``(H, W)`` plane of ``(T, H, W, C)`` uint8.
+
+  ``luts[c % len(luts)]`` (256 uint8 entries) is then applied to channel c
+  (flow x/y rescaling rides along).
+  """
   t, _, _, c = x.shape
-  out = np.empty((t, h, w, c), np.uint8)
+  out = np.empty((t, c) + tuple(out_hw), np.uint8)
   for i in range(t):
-    if c == 3:
-      out[i] = np.asarray(Image.fromarray(x[i]).resize((w, h), Image.BILINEAR))
-    else:
-      for j in range(c):
-        out[i, ..., j] = np.asarray(
-            Image.fromarray(x[i, ..., j]).resize((w, h), Image.BILINEAR))
-  return out
+    for j in range(c):
+      out[i, j] = np.asarray(op(Image.fromarray(x[i, ..., j])))
+  if luts is not None:
+    k = len(luts)
+    grouped = out.reshape((t, c // k, k) + tuple(out_hw))
+    for p, lut in enumerate(luts):
+      grouped[:, :, p] = lut[grouped[:, :, p]]
+  return np.ascontiguousarray(out.transpose(0, 2, 3, 1))
+
+
+def _per_frame(x: np.ndarray, op) -> np.ndarray:
+  """Applies a PIL op to every RGB frame of ``(T, H, W, 3)`` uint8."""
+  return np.stack([np.asarray(op(Image.fromarray(f))) for f in x])
 
 
 def resize(rgb: np.ndarray, flow: np.ndarray, size_hw: tuple[int, int]):
@@ -80,8 +88,11 @@ def resize(rgb: np.ndarray, flow: np.ndarray, size_hw: tuple[int, int]):
   """
   h0, w0 = rgb.shape[1:3]
   h, w = size_hw
-  flow = _resize_stack(flow, (h, w))
-  return _resize_stack(rgb, (h, w)), scale_flow(flow, w / w0, h / h0)
+  if (h, w) == (h0, w0):
+    return rgb, flow
+  op = lambda im: im.resize((w, h), Image.BILINEAR)
+  luts = (_scale_lut(w / w0), _scale_lut(h / h0))
+  return _per_frame(rgb, op), _per_channel(flow, (h, w), op, luts)
 
 
 def resize_short(rgb, flow, short: int):
@@ -127,31 +138,43 @@ def hflip(rgb, flow):
   return np.ascontiguousarray(rgb), flow
 
 
-def rotate(rgb, flow, degrees: float):
-  """Rotates the image content by ``degrees`` counter-clockwise (as seen).
+def rotate_crop(rgb, flow, degrees: float, top: int, left: int, h: int,
+                w: int):
+  """Rotates by ``degrees`` (counter-clockwise as seen) about the frame centre,
+  then crops ``[top:top+h, left:left+w]`` — in one bilinear resample.
 
-  Both are rotated about the centre (bilinear; RGB border black, flow border
-  128 = no motion) and the flow vectors are rotated by the same angle.
+  RGB outside the source is black, flow 128 (no motion); the flow vectors
+  are rotated by the same angle.
   """
   if degrees == 0:
-    return rgb, flow
-  t, h, w, c = flow.shape
-  rgb_out = np.stack([np.asarray(Image.fromarray(f).rotate(
-      degrees, Image.BILINEAR)) for f in rgb])
-  planes = np.empty((t, h, w, c), np.float32)
-  for i in range(t):
-    for j in range(c):
-      planes[i, ..., j] = np.asarray(Image.fromarray(
-          flow_to_float(flow[i, ..., j])).rotate(degrees, Image.BILINEAR))
-  # Outside the rotated frame PIL fills 0.0 in float mode = no motion.
+    return crop(rgb, flow, top, left, h, w)
+  fh, fw = rgb.shape[1:3]
+  cx, cy = fw / 2.0, fh / 2.0
   a = math.radians(degrees)
+  cos, sin = math.cos(a), math.sin(a)
+  # Output pixel (x, y) ← rotated-frame point (x + left, y + top) ← source
+  # point c + A^T (p - c), with A the rotation in y-down image coordinates.
+  coeffs = (cos, -sin, cx + cos * (left - cx) - sin * (top - cy),
+            sin, cos, cy + sin * (left - cx) + cos * (top - cy))
+
+  def op(fill):
+    return lambda im: im.transform((w, h), Image.AFFINE, coeffs,
+                                   Image.BILINEAR, fillcolor=fill)
+
+  rgb_out = _per_frame(rgb, op((0, 0, 0)))
+  planes = flow_to_float(_per_channel(flow, (h, w), op(128)))
   fx, fy = planes[..., 0::2], planes[..., 1::2]
-  # Image y points down: a counter-clockwise turn maps (x, y) to
-  # (x cos a + y sin a, -x sin a + y cos a).
+  # A maps (x, y) to (x cos a + y sin a, -x sin a + y cos a).
   out = np.empty_like(planes)
-  out[..., 0::2] = fx * math.cos(a) + fy * math.sin(a)
-  out[..., 1::2] = -fx * math.sin(a) + fy * math.cos(a)
+  out[..., 0::2] = fx * cos + fy * sin
+  out[..., 1::2] = -fx * sin + fy * cos
   return rgb_out, flow_to_uint8(out)
+
+
+def rotate(rgb, flow, degrees: float):
+  """Rotates the whole frame by ``degrees`` (see :func:`rotate_crop`)."""
+  h, w = rgb.shape[1:3]
+  return rotate_crop(rgb, flow, degrees, 0, 0, h, w)
 
 
 def random_rotation(rng: np.random.Generator, rgb, flow, max_degrees: float):
@@ -161,29 +184,45 @@ def random_rotation(rng: np.random.Generator, rgb, flow, max_degrees: float):
   return rotate(rgb, flow, float(rng.uniform(-max_degrees, max_degrees)))
 
 
-def random_erasing(rng: np.random.Generator, rgb, flow, *, prob: float,
-                   area: tuple[float, float], aspect: tuple[float, float]):
-  """Erases one random rectangle on every frame (Zhong et al. 2020).
-
-  RGB is filled with uniform noise, flow with 128 (no motion); the same
-  rectangle on all T frames and both streams.
-  """
+def erasing_rect(rng: np.random.Generator, h: int, w: int, *, prob: float,
+                 area: tuple[float, float], aspect: tuple[float, float]):
+  """Random-erasing rectangle ``(top, left, h, w)`` or None (Zhong et al.)."""
   if rng.random() >= prob:
-    return rgb, flow
-  h, w = rgb.shape[1:3]
+    return None
   for _ in range(10):
     a = rng.uniform(*area) * h * w
     r = math.exp(rng.uniform(math.log(aspect[0]), math.log(aspect[1])))
     eh, ew = int(round(math.sqrt(a * r))), int(round(math.sqrt(a / r)))
     if 0 < eh < h and 0 < ew < w:
-      top = int(rng.integers(0, h - eh + 1))
-      left = int(rng.integers(0, w - ew + 1))
-      rgb, flow = rgb.copy(), flow.copy()
-      rgb[:, top:top + eh, left:left + ew] = rng.integers(
-          0, 256, (rgb.shape[0], eh, ew, 3), dtype=np.uint8)
-      flow[:, top:top + eh, left:left + ew] = 128
-      break
+      return (int(rng.integers(0, h - eh + 1)), int(rng.integers(0, w - ew + 1)),
+              eh, ew)
+  return None
+
+
+def erase(rng: np.random.Generator, rgb, flow, top: int, left: int, h: int,
+          w: int):
+  """Fills a rectangle (clipped to the frame) on every frame: RGB with
+  uniform noise, flow with 128 (no motion)."""
+  fh, fw = rgb.shape[1:3]
+  t0, l0 = max(top, 0), max(left, 0)
+  t1, l1 = min(top + h, fh), min(left + w, fw)
+  if t1 <= t0 or l1 <= l0:
+    return rgb, flow
+  rgb, flow = rgb.copy(), flow.copy()
+  rgb[:, t0:t1, l0:l1] = rng.integers(0, 256, (rgb.shape[0], t1 - t0, l1 - l0, 3),
+                                      dtype=np.uint8)
+  flow[:, t0:t1, l0:l1] = 128
   return rgb, flow
+
+
+def random_erasing(rng: np.random.Generator, rgb, flow, *, prob: float,
+                   area: tuple[float, float], aspect: tuple[float, float]):
+  """Erases one random rectangle, the same on all T frames and both streams."""
+  rect = erasing_rect(rng, *rgb.shape[1:3], prob=prob, area=area,
+                      aspect=aspect)
+  if rect is None:
+    return rgb, flow
+  return erase(rng, rgb, flow, *rect)
 
 
 def random_resized_crop(rng: np.random.Generator, rgb, flow, *, base: int,
@@ -207,32 +246,55 @@ def random_resized_crop(rng: np.random.Generator, rgb, flow, *, base: int,
 def color_jitter(rng: np.random.Generator, rgb: np.ndarray,
                  strength: float) -> np.ndarray:
   """Brightness, contrast and saturation factors in ``[1-s, 1+s]``, in a
-  random order, the same for all frames of the clip (RGB only)."""
+  random order, the same for all frames of the clip (RGB only).
+
+  The three ops are affine in RGB, so they are composed into one
+  ``M x + b`` applied by PIL's colour-matrix conversion (rounded, clipped);
+  contrast pivots on the clip's mean grey level at its turn.
+  """
   if strength <= 0:
     return rgb
-  x = rgb.astype(np.float32)
-  weights = np.asarray([0.299, 0.587, 0.114], np.float32)
+  weights = np.asarray([0.299, 0.587, 0.114])
+  mean_rgb = rgb[:, ::4, ::4].reshape(-1, 3).mean(0)  # contrast pivot
+  m, b = np.eye(3), np.zeros(3)
   for op in rng.permutation(3):
     f = float(rng.uniform(1 - strength, 1 + strength))
-    if op == 0:
-      x = x * f
-    elif op == 1:
-      mean = (x @ weights).mean()
-      x = (x - mean) * f + mean
-    else:
-      gray = (x @ weights)[..., None]
-      x = (x - gray) * f + gray
-  return np.clip(np.rint(x), 0, 255).astype(np.uint8)
+    if op == 0:  # brightness
+      m, b = f * m, f * b
+    elif op == 1:  # contrast around the current mean grey
+      grey = weights @ (m @ mean_rgb + b)
+      m, b = f * m, f * b + (1 - f) * grey
+    else:  # saturation: blend with the pixel's grey
+      sat = f * np.eye(3) + (1 - f) * np.outer(np.ones(3), weights)
+      m, b = sat @ m, sat @ b
+  matrix = tuple(float(v) for row in np.concatenate([m, b[:, None]], 1)
+                 for v in row)
+  return _per_frame(rgb, lambda im: im.convert("RGB", matrix))
 
 
 def paper_a_train(rng: np.random.Generator, rgb, flow, cfg):
-  """Paper A's data variation: resize, rotate, erase, random crop, flip."""
+  """Paper A's data variation: resize, rotate, erase, random crop, flip.
+
+  Rotation and crop are fused into one resample of the crop window; the
+  erased rectangle is drawn on the rotated frame and shifted into the crop.
+  """
   rgb, flow = resize_short(rgb, flow, cfg.resize_short)
-  rgb, flow = random_rotation(rng, rgb, flow, cfg.rotation_degrees)
-  rgb, flow = random_erasing(rng, rgb, flow, prob=cfg.erasing_prob,
-                             area=tuple(cfg.erasing_area),
-                             aspect=tuple(cfg.erasing_aspect))
-  rgb, flow = random_crop(rng, rgb, flow, cfg.image_size)
+  h, w = rgb.shape[1:3]
+  size = cfg.image_size
+  if min(h, w) < size:
+    rgb, flow = resize_short(rgb, flow, size)
+    h, w = rgb.shape[1:3]
+  degrees = (float(rng.uniform(-cfg.rotation_degrees, cfg.rotation_degrees))
+             if cfg.rotation_degrees > 0 else 0.0)
+  rect = erasing_rect(rng, h, w, prob=cfg.erasing_prob,
+                      area=tuple(cfg.erasing_area),
+                      aspect=tuple(cfg.erasing_aspect))
+  top = int(rng.integers(0, h - size + 1))
+  left = int(rng.integers(0, w - size + 1))
+  rgb, flow = rotate_crop(rgb, flow, degrees, top, left, size, size)
+  if rect is not None:
+    et, el, eh, ew = rect
+    rgb, flow = erase(rng, rgb, flow, et - top, el - left, eh, ew)
   if rng.random() < cfg.flip_prob:
     rgb, flow = hflip(rgb, flow)
   return rgb, flow

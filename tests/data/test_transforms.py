@@ -178,3 +178,32 @@ def test_eval_crops_ten_and_three():
   assert math.isclose(float(r3[1, 0, 0, 0, 1]), 4)
   with pytest.raises(ValueError, match="1, 3 or 10"):
     transforms.eval_crops(rgb, flow, size=32, num_crops=5)
+
+
+def test_rotate_crop_matches_pil_rotate_then_crop(pair):
+  rgb = pair[0][None]
+  flow = np.full((1, 96, 96, 2), 128, np.uint8)
+  got, _ = transforms.rotate_crop(rgb, flow, 17.0, 10, 6, 64, 72)
+  ref = np.asarray(Image.fromarray(rgb[0]).rotate(17.0, Image.BILINEAR))
+  ref = ref[10:74, 6:78]
+  diff = np.abs(got[0].astype(int) - ref.astype(int))[8:-8, 8:-8]
+  assert diff.mean() < 3, diff.mean()
+
+
+def test_color_jitter_equals_sequential_ops():
+  clip = np.random.default_rng(0).integers(0, 256, (3, 8, 8, 3), np.uint8)
+  got = transforms.color_jitter(np.random.default_rng(5), clip, 0.4)
+  rng = np.random.default_rng(5)
+  x = clip.astype(np.float64)
+  w = np.array([0.299, 0.587, 0.114])
+  for op in rng.permutation(3):
+    f = rng.uniform(0.6, 1.4)
+    if op == 0:
+      x = x * f
+    elif op == 1:
+      pivot = (x[:, ::4, ::4] @ w).mean()  # documented: every 4th pixel
+      x = (x - pivot) * f + pivot
+    else:
+      x = (x - (x @ w)[..., None]) * f + (x @ w)[..., None]
+  ref = np.clip(np.rint(x), 0, 255)
+  assert np.abs(got.astype(int) - ref).max() <= 1

@@ -126,11 +126,12 @@ class JaxactSyntheticMotion(base.VideoBuilder):
   def split_generators(self):
     cfg = self.builder_config
     num_train = int(round(cfg.clips * cfg.train_fraction))
-    return {
-        "train": self._generate_examples(self._items(0, num_train), "train"),
-        "test": self._generate_examples(
-            self._items(num_train, cfg.clips), "test"),
-    }
+    splits = {"train": self._generate_examples(self._items(0, num_train),
+                                               "train")}
+    if num_train < cfg.clips:  # TFDS cannot write an empty split
+      splits["test"] = self._generate_examples(
+          self._items(num_train, cfg.clips), "test")
+    return splits
 
   def _items(self, start: int, stop: int):
     cfg = self.builder_config

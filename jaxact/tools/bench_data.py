@@ -1,0 +1,174 @@
+"""Benchmark: jaxact's TFDS/ArrayRecord clips vs MMAction2-style frame folders.
+
+Builds, in a temporary folder, the same videos twice — as a jaxact TFDS
+dataset (per-frame JPEG bytes in ArrayRecord) and as MMAction2 "rawframes"
+folders (``img_00001.jpg``, ``flow_x_00001.jpg``, ``flow_y_00001.jpg``, one
+file per RGB frame and per flow component, with the *same* JPEG bytes) — then
+reads the same training samples from both, in one process on one core, with
+each paper's sampling and augmentation at 224:
+
+* paper A: ``segments`` sampling, T=3 steps, L=10 flows, data variation;
+* paper B: ``uniform`` sampling, T=25 steps, L=10 flows, crop/jitter/colour.
+
+It prints clips/s per CPU core for both layouts, their ratio, and bytes per
+clip (ArrayRecord file size vs the folders' allocated size).
+
+Usage::
+
+  python -m jaxact.tools.bench_data [--videos 16] [--frames 150] [--side 256]
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+
+from absl import app
+from absl import flags
+import numpy as np
+from PIL import Image
+
+_VIDEOS = flags.DEFINE_integer("videos", 16, "videos in the benchmark set")
+_FRAMES = flags.DEFINE_integer("frames", 150, "frames per video (UCF101 "
+                               "averages ~186)")
+_SIDE = flags.DEFINE_integer("side", 256, "frame side (stored short side)")
+_CLIPS = flags.DEFINE_integer("clips", 48, "clips timed per layout and paper")
+_WORKDIR = flags.DEFINE_string("workdir", "", "keep the data here (default: "
+                               "a temporary folder, removed afterwards)")
+
+
+def smooth_flow(frames: np.ndarray) -> np.ndarray:
+  """A cheap stand-in for TV-L1: smooth random motion fields, quantised.
+
+  Low-frequency fields of a few pixels over a mostly static background
+  compress like real TV-L1 flow; the content does not matter for read speed.
+  """
+  t, h, w, _ = frames.shape
+  rng = np.random.default_rng(int(frames[0, 0, 0, 0]))
+  out = np.empty((t - 1, h, w, 2), np.uint8)
+  for i in range(t - 1):
+    for c in range(2):
+      coarse = rng.normal(0, 3.0, (5, 5)).astype(np.float32)
+      field = np.asarray(Image.fromarray(coarse, mode="F").resize(
+          (w, h), Image.BICUBIC))
+      out[i, ..., c] = np.clip(np.rint(128 + field * 255 / 40), 0, 255)
+  return out
+
+
+def build_both(workdir: str, videos: int, frames: int, side: int):
+  """The TFDS dataset and the MMAction2-style folders, same JPEG bytes."""
+  from jaxact.data import build, datasets  # pylint: disable=g-import-not-at-top
+  data_dir = os.path.join(workdir, "tfds")
+  info = build.ensure_built("synthetic_motion", data_dir, flow_fn=smooth_flow,
+                            clips=videos, frames=frames, size=side,
+                            short_side=side, train_fraction=1.0)
+  source = datasets.data_source("synthetic_motion", "train", data_dir,
+                                info.config)
+  folders = os.path.join(workdir, "rawframes")
+  for i in range(len(source)):
+    ex = source[i]
+    d = os.path.join(folders, f"video_{i:05d}")
+    os.makedirs(d, exist_ok=True)
+    for j, b in enumerate(ex["frames"]):
+      _write(os.path.join(d, f"img_{j + 1:05d}.jpg"), b)
+    for j, (bx, by) in enumerate(zip(ex["flow_x"], ex["flow_y"])):
+      _write(os.path.join(d, f"flow_x_{j + 1:05d}.jpg"), bx)
+      _write(os.path.join(d, f"flow_y_{j + 1:05d}.jpg"), by)
+  return info, source, folders
+
+
+def _write(path, data):
+  with open(path, "wb") as f:
+    f.write(data)
+
+
+def _allocated(path: str) -> int:
+  total = 0
+  for d, _, files in os.walk(path):
+    for f in files:
+      total += os.stat(os.path.join(d, f)).st_blocks * 512
+  return total
+
+
+def read_folder_clip(folder: str, num_frames: int, cfg, rng):
+  """MMAction2-style: one file open + JPEG decode per sampled image."""
+  from jaxact.data import sampling, transforms  # pylint: disable=g-import-not-at-top
+  rgb_idx, flow_idx = sampling.sample_clip(
+      num_frames, scheme=cfg.sampling, num_steps=cfg.num_steps,
+      flow_length=cfg.flow_length, rng=rng)
+  load = lambda name: np.asarray(Image.open(os.path.join(folder, name)))
+  rgb = np.stack([load(f"img_{i + 1:05d}.jpg") for i in rgb_idx])
+  t, l = flow_idx.shape
+  flow = np.empty(rgb.shape[:3] + (2 * l,), np.uint8)
+  for a in range(t):
+    for b in range(l):
+      flow[a, ..., 2 * b] = load(f"flow_x_{flow_idx[a, b] + 1:05d}.jpg")
+      flow[a, ..., 2 * b + 1] = load(f"flow_y_{flow_idx[a, b] + 1:05d}.jpg")
+  return transforms.TRAIN_AUGMENTS[cfg.augment](rng, rgb, flow, cfg)
+
+
+def paper_configs():
+  from jaxact.data import config  # pylint: disable=g-import-not-at-top
+  a = config.get_data_config()
+  a.sampling, a.num_steps, a.flow_length, a.augment = "segments", 3, 10, "paper_a"
+  b = config.get_data_config()
+  b.sampling, b.num_steps, b.flow_length, b.augment = "uniform", 25, 10, "paper_b"
+  return {"paper A (T=3, L=10)": a, "paper B (T=25, L=10)": b}
+
+
+def time_layouts(source, folders: str, cfg, clips: int):
+  """Clips/s for the TFDS source and the folders, the same samples."""
+  from jaxact.data import pipeline  # pylint: disable=g-import-not-at-top
+  n = len(source)
+  names = sorted(os.listdir(folders))
+  sample = pipeline.TrainSample(cfg)
+  order = [i % n for i in range(clips)]
+  results = {}
+  for layout in ("tfds", "folders", "tfds", "folders"):  # 2nd round: warm
+    t0 = time.perf_counter()
+    for k, i in enumerate(order):
+      rng = np.random.default_rng(k)
+      if layout == "tfds":
+        out = sample.random_map(source[i], rng)
+        shape = out["flow"].shape
+      else:
+        num = len([f for f in os.listdir(os.path.join(folders, names[i]))
+                   if f.startswith("img_")])
+        _, flow = read_folder_clip(os.path.join(folders, names[i]), num,
+                                   sample.cfg, rng)
+        shape = flow.shape
+    results[layout] = clips / (time.perf_counter() - t0)
+  return results, shape
+
+
+def main(argv):
+  del argv
+  workdir = _WORKDIR.value or tempfile.mkdtemp(prefix="jaxact_bench_data_")
+  try:
+    t0 = time.perf_counter()
+    info, source, folders = build_both(workdir, _VIDEOS.value, _FRAMES.value,
+                                       _SIDE.value)
+    print(f"built {len(source)} videos × {_FRAMES.value} frames at "
+          f"{_SIDE.value}² in {time.perf_counter() - t0:.0f} s ({workdir})")
+    rec_bytes = sum(os.path.getsize(os.path.join(info.path, f))
+                    for f in os.listdir(info.path) if ".array_record" in f)
+    folder_bytes = _allocated(folders)
+    n = len(source)
+    print(f"bytes per video: ArrayRecord {rec_bytes / n / 1e6:.2f} MB, "
+          f"folders {folder_bytes / n / 1e6:.2f} MB allocated "
+          f"({rec_bytes / folder_bytes:.2f}x), "
+          f"{3 * _FRAMES.value - 2} files per video in folders")
+    for name, cfg in paper_configs().items():
+      res, shape = time_layouts(source, folders, cfg, _CLIPS.value)
+      print(f"{name}: flow {shape}; clips/s per core: jaxact "
+            f"{res['tfds']:.1f}, MMAction2 folders {res['folders']:.1f} "
+            f"→ {res['tfds'] / res['folders']:.2f}x")
+  finally:
+    if not _WORKDIR.value:
+      shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+  app.run(main)
