@@ -55,6 +55,7 @@ def get_base_config() -> ml_collections.ConfigDict:
   c.compute_dtype = "float32"
   c.grad_accum_steps = 1
   c.progress_bar = True
+  c.tensorboard = True  # also write TensorBoard event files (WORKDIR/tensorboard)
 
   c.optimizer = ml_collections.ConfigDict({
       "name": "sgd", "learning_rate": 1e-3, "momentum": 0.9, "nesterov": False,

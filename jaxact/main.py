@@ -87,28 +87,35 @@ def _user_errors() -> tuple[type[BaseException], ...]:
   return tuple(errors)
 
 
-def run(config, workdir: str, mode: str) -> None:
-  """Validate ``config`` and train or evaluate (what ``main`` does after flags)."""
+def run(config, workdir: str, mode: str, **factories) -> None:
+  """Validate ``config`` and train or evaluate (what ``main`` does after flags).
+
+  ``factories`` (``model_fn``, ``loader_fn``) replace the registry model and
+  the Grain loader (custom networks or data; the tests' tiny fakes).
+  """
   import jax
   from jaxact import config as config_lib
   from jaxact.eval import evaluate
   from jaxact.train import loop
   config_lib.validate(config, device_count=jax.device_count(),
-                      process_count=jax.process_count(), mode=mode)
+                      process_count=jax.process_count(), mode=mode,
+                      check_dataset="loader_fn" not in factories)
   if mode == "train":
-    loop.train_and_evaluate(config, workdir)
+    loop.train_and_evaluate(config, workdir, **factories)
   else:
-    evaluate.evaluate_checkpoint(config, workdir)
+    evaluate.evaluate_checkpoint(config, workdir, **factories)
 
 
-def main(argv) -> None:
+def main(argv, **factories) -> None:
+  """absl entry point; ``factories`` as in :func:`run`."""
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
   logging.getLogger("jaxact").setLevel(logging.INFO)
+  logging.getLogger("absl").setLevel(logging.WARNING)  # Orbax is chatty at INFO
   _initialize_distributed()
   workdir = os.path.abspath(os.path.expanduser(_WORKDIR.value))
   try:
-    run(_CONFIG.value, workdir, _MODE.value)
+    run(_CONFIG.value, workdir, _MODE.value, **factories)
   except _user_errors() as e:
     print(f"jaxact: error: {e}", file=sys.stderr)
     sys.exit(1)

@@ -132,7 +132,7 @@ def train_and_evaluate(config: Any, workdir: str, *,
     if config.init_from.path:
       state = pretrained.init_state_from(state, tx, config.init_from, mesh, model)
   n_params = state_lib.param_count(state.params)
-  log.info("Model %s: %s parameters on %d devices (%d processes)", config.model.name,
+  log.info("Model %s: %s parameters on %d devices (%d processes)", type(model).__name__,
            f"{n_params:,}", jax.device_count(), jax.process_count())
 
   jitted = jax.jit(step_lib.make_train_step(model, config, schedule, tx), donate_argnums=0,
@@ -142,7 +142,7 @@ def train_and_evaluate(config: Any, workdir: str, *,
   flops = perf.executable_flops(train_step)
   peak = perf.device_peak_flops()
 
-  writer = reporting.MetricsWriter(workdir, enabled=is_main)
+  writer = reporting.MetricsWriter(workdir, enabled=is_main, tensorboard=config.tensorboard)
   progress = reporting.Progress(total, start, enabled=is_main and config.progress_bar)
   stop = _StopFlag()
   stop.install()

@@ -127,4 +127,4 @@ def create_optimizer(cfg: Any, num_train_steps: int,
 
 def global_norm(tree: Any) -> jnp.ndarray:
   """L2 norm over every leaf of ``tree`` (float32 scalar)."""
-  return optax.global_norm(jax.tree.map(lambda x: jnp.asarray(x, jnp.float32), tree))
+  return optax.tree.norm(jax.tree.map(lambda x: jnp.asarray(x, jnp.float32), tree))
