@@ -7,10 +7,18 @@ when JAX sees a GPU or TPU. Both are skipped with a visible reason otherwise.
 import os
 
 # Four virtual CPU devices, so data-parallel code paths run on a laptop or CI.
-# Must be set before JAX initialises its backend (i.e. before any test imports
-# jax and touches devices); setting it here, at conftest import, is early enough.
-os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=4")
+# The test models are tiny, so XLA's compile time dominates: LLVM's expensive
+# passes are skipped (about 3x faster compiles, same numerics). Must be set
+# before JAX initialises its backend; conftest import is early enough.
+os.environ.setdefault(
+    "XLA_FLAGS",
+    "--xla_force_host_platform_device_count=4 --xla_backend_optimization_level=0 "
+    "--xla_llvm_disable_expensive_passes=true")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Compiled programs are cached on disk across tests, test subprocesses and runs.
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR",
+                      os.path.join(os.path.expanduser("~"), ".cache", "jaxact", "xla-tests"))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
 
 import pytest
 
