@@ -200,3 +200,47 @@ def test_kinetics_with_beam_direct_runner(kinetics_download, tmp_path, fake_flow
   assert sorted(r["label"] for r in train) == [0, 0, 1]
   assert not (tmp_path / ".jaxact_skip_reports").exists() or not any(
       (tmp_path / ".jaxact_skip_reports").iterdir())
+
+
+def test_synthetic_motion_needs_motion_not_appearance(tmp_path):
+  """Nearest-centroid classifiers: on flow (projected on translation,
+  rotation and zoom fields) far above chance; on the first frame's colour
+  statistics, at chance."""
+  cv2 = pytest.importorskip("cv2", reason="OpenCV (test extra) gives the flow")
+
+  def farneback(frames):
+    gray = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames]
+    flows = [cv2.calcOpticalFlowFarneback(a, b, None, 0.5, 2, 9, 3, 5, 1.1, 0)
+             for a, b in zip(gray[:-1], gray[1:])]
+    return np.clip(np.rint(np.stack(flows) * 255 / 40 + 127.5), 0, 255).astype(np.uint8)
+
+  info = build.ensure_built("synthetic_motion", tmp_path, flow_fn=farneback,
+                            clips=270, size=32, frames=4, short_side=32)
+  yy, xx = np.mgrid[0:32, 0:32] - 15.5
+  basis = np.stack([np.stack(b, -1).ravel() for b in (
+      (np.ones_like(xx), 0 * xx), (0 * xx, np.ones_like(xx)),
+      (-yy, xx), (xx, yy))])
+
+  def features(r):
+    fx = np.stack([_decode(b) for b in r["flow_x"]]).astype(float) - 128
+    fy = np.stack([_decode(b) for b in r["flow_y"]]).astype(float) - 128
+    motion = basis @ np.stack([fx.mean(0), fy.mean(0)], -1).ravel()
+    frame = _decode(r["frames"][0]).reshape(-1, 3).astype(float)
+    return motion / np.linalg.norm(basis, axis=1) ** 2, np.concatenate(
+        [frame.mean(0), frame.std(0)])
+
+  def accuracy(split_feats, which):
+    (xtr, ytr), (xte, yte) = [
+        (np.stack([f[which] for f in fs]), np.array(ls)) for fs, ls in split_feats]
+    mu, sd = xtr.mean(0), xtr.std(0) + 1e-9
+    xtr, xte = (xtr - mu) / sd, (xte - mu) / sd
+    cent = np.stack([xtr[ytr == k].mean(0) for k in range(9)])
+    pred = np.argmin(((xte[:, None] - cent[None]) ** 2).sum(-1), 1)
+    return (pred == yte).mean()
+
+  data = []
+  for split in ("train", "test"):
+    recs = _records("synthetic_motion", split, tmp_path, info.config)
+    data.append(([features(r) for r in recs], [r["label"] for r in recs]))
+  assert accuracy(data, 0) > 0.8  # motion: nearly solved
+  assert accuracy(data, 1) < 0.3  # appearance: chance is 1/9
