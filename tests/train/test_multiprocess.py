@@ -1,0 +1,119 @@
+"""Subprocess tests: several processes, kill -9 and resume, restore on 1 device.
+
+Each runs ``tests/train/fake_run.py`` (``python -m jaxact.main`` with a tiny
+network and in-memory data, same flags) with its own virtual CPU device count.
+"""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+SCRIPT = os.path.join(HERE, "fake_run.py")
+# Shared by every run so that losses are comparable.
+CONFIG = SCRIPT + ":num_train_steps=30;checkpoint_every_steps=5;eval.run_after_training=False"
+
+
+def _env(devices: int, **extra) -> dict:
+  env = dict(os.environ)
+  env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
+  env["JAX_PLATFORMS"] = "cpu"
+  env.update(extra)
+  return env
+
+
+def _cmd(workdir, *args, config=CONFIG):
+  return [sys.executable, SCRIPT, f"--config={config}", f"--workdir={workdir}", *args]
+
+
+def _run(cmd, env, timeout=300):
+  proc = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  return proc
+
+
+def _losses(workdir):
+  with open(os.path.join(workdir, "metrics.jsonl")) as f:
+    return {r["step"]: r["loss"] for r in map(json.loads, f)}
+
+
+def _free_port() -> int:
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+  """An uninterrupted run: 1 process × 4 devices, 30 steps."""
+  workdir = tmp_path_factory.mktemp("reference")
+  _run(_cmd(workdir), _env(4))
+  return workdir
+
+
+def test_two_processes_match_one(reference, tmp_path):
+  config = CONFIG.replace("num_train_steps=30", "num_train_steps=3")
+  port = _free_port()
+  procs = [subprocess.Popen(
+      _cmd(tmp_path, f"--coordinator_address=127.0.0.1:{port}", "--num_processes=2",
+           f"--process_id={i}", config=config),
+      env=_env(2), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+      for i in range(2)]
+  outs = [p.communicate(timeout=300) for p in procs]
+  for p, (_, err) in zip(procs, outs):
+    assert p.returncode == 0, err[-3000:]
+  multi, single = _losses(tmp_path), _losses(reference)
+  assert sorted(multi) == [1, 2, 3]
+  np.testing.assert_allclose([multi[s] for s in (1, 2, 3)], [single[s] for s in (1, 2, 3)],
+                             rtol=1e-5, atol=1e-5)
+  # Both processes wrote their own data-loader position into the checkpoint.
+  data_dir = tmp_path / "checkpoints" / "3" / "data"
+  assert sorted(p.name for p in data_dir.glob("process_*")) == ["process_0-of-2.bin",
+                                                                 "process_1-of-2.bin"]
+
+
+def test_kill9_then_restart_continues_identically(reference, tmp_path):
+  proc = subprocess.Popen(_cmd(tmp_path), env=_env(4, FAKE_BATCH_SLEEP="0.3"), cwd=ROOT,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+  ckpt = tmp_path / "checkpoints"
+  deadline = time.time() + 240
+  killed_after = None
+  while time.time() < deadline and proc.poll() is None:
+    steps = sorted(int(p.name) for p in ckpt.glob("*") if p.name.isdigit()) if ckpt.exists() else []
+    logged = _losses(tmp_path) if (tmp_path / "metrics.jsonl").exists() else {}
+    if steps and steps[-1] >= 10 and logged and max(logged) >= steps[-1] + 2:
+      os.kill(proc.pid, signal.SIGKILL)
+      killed_after = max(logged)
+      break
+    time.sleep(0.05)
+  proc.wait(timeout=60)
+  assert killed_after is not None and killed_after < 30, "the run was not killed mid-training"
+  restored = max(int(p.name) for p in ckpt.glob("*") if p.name.isdigit())
+  assert restored < killed_after  # some finished steps were not saved: they are redone
+  _run(_cmd(tmp_path), _env(4))
+  resumed, uninterrupted = _losses(tmp_path), _losses(reference)
+  assert sorted(resumed) == list(range(1, 31))
+  steps = list(range(restored + 1, 31))
+  np.testing.assert_allclose([resumed[s] for s in steps], [uninterrupted[s] for s in steps],
+                             rtol=1e-6)
+
+
+def test_checkpoint_from_4_devices_evaluates_on_1(reference, tmp_path):
+  _run(_cmd(reference, "--mode=eval"), _env(4))
+  four = json.loads((reference / "eval_results.json").read_text())
+  _run(_cmd(reference, "--mode=eval", "--config.eval.checkpoint=25"), _env(1))
+  one_at_25 = json.loads((reference / "eval_results.json").read_text())
+  _run(_cmd(reference, "--mode=eval"), _env(1))
+  one = json.loads((reference / "eval_results.json").read_text())
+  assert four["step"] == one["step"] == 30 and one_at_25["step"] == 25
+  for stream in ("spatial", "temporal", "fused"):
+    assert one[stream]["confusion"] == four[stream]["confusion"]
+    assert one[stream]["top1"] == four[stream]["top1"]
