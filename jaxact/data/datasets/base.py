@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-import inspect
 import io
 import os
 from collections.abc import Callable, Iterator
@@ -46,8 +45,9 @@ class VideoConfig(tfds.core.BuilderConfig):
     max_frames: keep at most this many frames per video (0: all).
     split: official split number (UCF101, HMDB51).
     flow_preset: TV-L1 parameters, a key of ``FLOW_PRESETS``.
-    flow_batch: frame pairs per TV-L1 call (padded: one compilation);
-      0 = all pairs of a video in one call (fixed-length generated clips).
+    flow_batch: frame pairs per TV-L1 call, batched across videos and padded
+      (one compilation per frame size); 0 = one call per video, all its
+      pairs (fixed-length generated clips).
   """
   short_side: int = 256
   jpeg_quality: int = 90
@@ -79,10 +79,7 @@ def tvl1_flow(frames: np.ndarray, batch: int = 32, **params) -> np.ndarray:
   Returns:
     uint8 ``(T-1, H, W, 2)``: flow i→i+1 as (x, y), bound 20, 128 ≈ 0.
   """
-  from jaxact.flow import tvl1 as tvl1_fn  # pylint: disable=g-import-not-at-top  (lazy)
-  from jaxact.data.transforms import flow_to_uint8  # pylint: disable=g-import-not-at-top
-  if inspect.ismodule(tvl1_fn):  # the package does not re-export it
-    tvl1_fn = tvl1_fn.tvl1
+  from jaxact import flow as flow_lib  # pylint: disable=g-import-not-at-top  (lazy)
   out = []
   n = len(frames) - 1
   # Few distinct shapes → few compilations: whole videos up to ``batch``
@@ -90,8 +87,9 @@ def tvl1_flow(frames: np.ndarray, batch: int = 32, **params) -> np.ndarray:
   batch = max(n, 1) if batch <= 0 else min(batch, 1 << max(n - 1, 0).bit_length())
   for start in range(0, n, batch):
     idx = np.minimum(np.arange(start, start + batch), n - 1)  # pad: repeat
-    f = tvl1_fn(frames[idx], frames[idx + 1], **params)
-    out.append(flow_to_uint8(np.asarray(f))[:min(batch, n - start)])
+    f = flow_lib.tvl1(frames[idx], frames[idx + 1], **params)
+    q = np.asarray(flow_lib.quantize(f, bound=20))
+    out.append(q[:min(batch, n - start)])
   if not out:
     return np.zeros((0,) + frames.shape[1:3] + (2,), np.uint8)
   return np.concatenate(out)
@@ -245,15 +243,30 @@ class VideoBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
 
     ``path_or_frames`` is a video file path (decoded with
     ``jaxact.data.video``) or a uint8 ``(T, H, W, 3)`` array (generated data).
+    With the default TV-L1 and ``flow_batch > 0``, frame pairs are batched
+    across videos (``jaxact.flow.FlowBatcher``; decoding overlaps the flow).
     """
     self.info.metadata.setdefault("skipped", [])
-    encode = self.encoder()
+    encoder = self.encoder()
+    cfg = self.builder_config
+    batcher = None
+    if self._flow_fn is None and cfg.flow_batch > 0:
+      from jaxact.flow.batching import FlowBatcher  # pylint: disable=g-import-not-at-top
+      batcher = FlowBatcher(batch_size=cfg.flow_batch,
+                            **FLOW_PRESETS[cfg.flow_preset])
     for key, source, label in items:
-      example, reason = encode(key, source, label)
-      if example is None:
+      frames, reason = encoder.decode(source)
+      if frames is None:
         self.skip(split, os.fspath(source), reason)
-      else:
-        yield key, example
+        continue
+      if batcher is None:
+        yield key, encoder.encode(key, frames, encoder.flow(frames), label)
+        continue
+      for (k, lab), fr, flow in batcher.submit((key, label), frames):
+        yield k, encoder.encode(k, fr, flow, lab)
+    if batcher is not None:
+      for (k, lab), fr, flow in batcher.finish():
+        yield k, encoder.encode(k, fr, flow, lab)
 
   def _download_and_prepare(self, dl_manager, download_config=None):  # pylint: disable=arguments-differ
     self._skipped = []
@@ -287,7 +300,8 @@ class VideoEncoder:
     return tvl1_flow(frames, batch=self.flow_batch,
                      **FLOW_PRESETS[self.flow_preset])
 
-  def __call__(self, key: str, source, label):
+  def decode(self, source):
+    """Path or frames → ``(frames, None)`` or ``(None, skip reason)``."""
     from jaxact.data import video  # pylint: disable=g-import-not-at-top
     if isinstance(source, np.ndarray):
       frames = source
@@ -301,8 +315,18 @@ class VideoEncoder:
         return None, e.reason
     if len(frames) < 2:
       return None, f"{len(frames)} frame(s)"
-    return encode_example(frames, self.flow(frames), label=label,
-                          video_id=key, quality=self.quality), None
+    return frames, None
+
+  def encode(self, key: str, frames: np.ndarray, flow: np.ndarray, label):
+    return encode_example(frames, flow, label=label, video_id=key,
+                          quality=self.quality)
+
+  def __call__(self, key: str, source, label):
+    """One video, start to end: ``(example, None)`` or ``(None, reason)``."""
+    frames, reason = self.decode(source)
+    if frames is None:
+      return None, reason
+    return self.encode(key, frames, self.flow(frames), label), None
 
 
 def _jsonable_dict(items) -> dict:
