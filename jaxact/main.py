@@ -112,14 +112,41 @@ def main(argv, **factories) -> None:
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
   logging.getLogger("jaxact").setLevel(logging.INFO)
   logging.getLogger("absl").setLevel(logging.WARNING)  # Orbax is chatty at INFO
+  config = _CONFIG.value
+  try:
+    config.get("seed")  # a config file that failed to load raises here (OSError)
+  except OSError as e:
+    lines = [l.strip() for l in str(e).splitlines() if l.strip()]
+    print(f"jaxact: error: cannot load --config: {lines[-1] if lines else e}", file=sys.stderr)
+    sys.exit(2)
   _initialize_distributed()
   workdir = os.path.abspath(os.path.expanduser(_WORKDIR.value))
   try:
-    run(_CONFIG.value, workdir, _MODE.value, **factories)
+    run(config, workdir, _MODE.value, **factories)
   except _user_errors() as e:
     print(f"jaxact: error: {e}", file=sys.stderr)
     sys.exit(1)
 
 
+def parse_flags(argv: list[str]) -> list[str]:
+  """absl flag parsing that reports a bad ``--config.key=value`` in one line.
+
+  ml_collections raises from deep inside flag parsing (unknown key, wrong
+  type, broken config file); the user gets the message, not the traceback.
+  """
+  try:
+    return flags.FLAGS(argv)
+  except flags.Error as e:
+    lines = [l.strip() for l in str(e).splitlines() if l.strip()]
+    if any(l.startswith("Traceback") for l in lines):  # keep the cause, drop the stack
+      lines = [lines[0].rstrip(":"), lines[-1]]
+    print(f"jaxact: error: {' '.join(lines)}\nPass --help for the flags.", file=sys.stderr)
+    sys.exit(2)
+  except (AttributeError, KeyError, TypeError, ValueError) as e:
+    msg = str(e).strip("'\"").replace("\\n", " ").replace("\\'", "'")
+    print(f"jaxact: error: bad --config or --config.* flag: {msg}", file=sys.stderr)
+    sys.exit(2)
+
+
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=parse_flags)

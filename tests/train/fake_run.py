@@ -138,4 +138,5 @@ if __name__ == "__main__":
   sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
   from absl import app
   from jaxact import main as jaxact_main
-  app.run(functools.partial(jaxact_main.main, model_fn=model_fn, loader_fn=loader_fn))
+  app.run(functools.partial(jaxact_main.main, model_fn=model_fn, loader_fn=loader_fn),
+          flags_parser=jaxact_main.parse_flags)
