@@ -25,6 +25,7 @@ the padded values, which XLA fuses into one loop: no ``k²``-times unfolded
 copy of ``V`` is ever materialised.
 """
 
+import functools
 from typing import Any
 
 import flax.linen as nn
@@ -60,26 +61,72 @@ def local_aggregation(values: Array, attention: Array, kernel_size: int) -> Arra
   if c % g or attention.shape[4] != kernel_size**2:
     raise ValueError(f'local_aggregation: values {values.shape} do not match '
                      f'attention {attention.shape} for kernel {kernel_size}')
-  with jax.named_scope(LOCAL_AGGREGATION_SCOPE):
-    return _shifted_sum(values, attention, kernel_size)
+  return _aggregate(values, attention, kernel_size)
+
+
+def _window(x: Array, y0: int, x0: int, h: int, w: int) -> Array:
+  """``x[:, y0:y0+h, x0:x0+w]`` as static slices."""
+  x = jax.lax.slice_in_dim(x, y0, y0 + h, axis=1)
+  return jax.lax.slice_in_dim(x, x0, x0 + w, axis=2)
+
+
+def _pad_hw(x: Array, pad: int) -> Array:
+  return jnp.pad(x, ((0, 0), (pad, pad), (pad, pad)) + ((0, 0),) * (x.ndim - 3))
 
 
 def _shifted_sum(values: Array, attention: Array, kernel_size: int) -> Array:
+  """Forward: k² shifted multiply-adds (one fused loop, float32 accumulation)."""
   n, h, w, c = values.shape
   g = attention.shape[3]
-  pad = kernel_size // 2
-  padded = jnp.pad(values, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
-  # Channel c = j·G + g  →  (j, g): group g is the last axis, as in c mod G.
-  padded = padded.reshape(n, h + 2 * pad, w + 2 * pad, c // g, g)
-  attention = attention.astype(jnp.float32)
-  out = jnp.zeros((n, h, w, c // g, g), jnp.float32)
-  for dy in range(kernel_size):
-    for dx in range(kernel_size):
-      tap = dy * kernel_size + dx
-      window = jax.lax.slice_in_dim(jax.lax.slice_in_dim(padded, dy, dy + h, axis=1),
-                                    dx, dx + w, axis=2)
-      out = out + window.astype(jnp.float32) * attention[:, :, :, None, :, tap]
+  r = kernel_size // 2
+  with jax.named_scope(LOCAL_AGGREGATION_SCOPE):
+    # Channel c = j·G + g  →  (j, g): group g is the last axis, as in c mod G.
+    padded = _pad_hw(values, r).reshape(n, h + 2 * r, w + 2 * r, c // g, g)
+    attention = attention.astype(jnp.float32)
+    out = jnp.zeros((n, h, w, c // g, g), jnp.float32)
+    for dy in range(kernel_size):
+      for dx in range(kernel_size):
+        window = _window(padded, dy, dx, h, w).astype(jnp.float32)
+        out = out + window * attention[:, :, :, None, :, dy * kernel_size + dx]
   return out.reshape(n, h, w, c).astype(values.dtype)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def _aggregate(values: Array, attention: Array, kernel_size: int) -> Array:
+  return _shifted_sum(values, attention, kernel_size)
+
+
+def _aggregate_fwd(values, attention, kernel_size):
+  return _shifted_sum(values, attention, kernel_size), (values, attention)
+
+
+def _aggregate_bwd(kernel_size, residuals, grad):
+  """Backward, also as shifted multiply-adds (no k² gradient copies).
+
+  ``dA[p, g, tap] = Σ_{c mod G = g} dOut[p, c] · V[p + off(tap), c]``, and
+  ``dV[q, c] = Σ_tap A[q − off(tap), c mod G, tap] · dOut[q − off(tap), c]``,
+  which is the forward aggregation of ``dOut`` with the mirrored, shifted
+  attention ``A'[q, tap'] = A[q + off(tap'), k² − 1 − tap']``.
+  """
+  values, attention = residuals
+  n, h, w, c = values.shape
+  g = attention.shape[3]
+  k, r = kernel_size, kernel_size // 2
+  grad32 = grad.astype(jnp.float32).reshape(n, h, w, c // g, g)
+  v_pad = _pad_hw(values, r).reshape(n, h + 2 * r, w + 2 * r, c // g, g)
+  a_pad = _pad_hw(attention, r)
+  d_attention, mirrored = [], []
+  for dy in range(k):
+    for dx in range(k):
+      window = _window(v_pad, dy, dx, h, w).astype(jnp.float32)
+      d_attention.append(jnp.sum(grad32 * window, axis=3))
+      mirrored.append(_window(a_pad, dy, dx, h, w)[..., k * k - 1 - (dy * k + dx)])
+  d_attention = jnp.stack(d_attention, axis=-1).astype(attention.dtype)
+  d_values = _shifted_sum(grad.astype(values.dtype), jnp.stack(mirrored, axis=-1), k)
+  return d_values, d_attention
+
+
+_aggregate.defvjp(_aggregate_fwd, _aggregate_bwd)
 
 
 class CotLayer(nn.Module):
