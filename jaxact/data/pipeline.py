@@ -202,6 +202,13 @@ def _check(data_cfg, global_batch_size: int, process_index: int,
   if data_cfg.sampling not in sampling.SCHEMES:
     raise ValueError(f"data.sampling {data_cfg.sampling!r} is not one of "
                      f"{sampling.SCHEMES}")
+  if data_cfg.eval_crops not in (1, 3, 10):
+    raise ValueError(f"data.eval_crops must be 1, 3 or 10, got "
+                     f"{data_cfg.eval_crops}")
+  for key in ("num_steps", "flow_length", "image_size", "resize_short",
+              "eval_clips"):
+    if data_cfg[key] < 1:
+      raise ValueError(f"data.{key} must be >= 1, got {data_cfg[key]}")
   if data_cfg.augment not in transforms.TRAIN_AUGMENTS:
     raise ValueError(f"data.augment {data_cfg.augment!r} is not one of "
                      f"{sorted(transforms.TRAIN_AUGMENTS)}")

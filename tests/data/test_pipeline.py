@@ -64,6 +64,14 @@ def test_train_batch_format_and_metadata(data_cfg):
   with pytest.raises(ValueError, match="divisible"):
     pipeline.create_loader(data_cfg, split="train", train=True,
                            global_batch_size=5, seed=0, process_count=2)
+  bad = data_cfg.copy_and_resolve_references()
+  bad.eval_crops = 5
+  with pytest.raises(ValueError, match="eval_crops must be 1, 3 or 10"):
+    pipeline.create_loader(bad, split="train", train=False,
+                           global_batch_size=4, seed=0)
+  with pytest.raises(KeyError, match="no split 'test'; it has train"):
+    pipeline.create_loader(data_cfg, split="test", train=False,
+                           global_batch_size=4, seed=0)
 
 
 def test_same_seed_same_batches_and_epochs_reshuffle(data_cfg):
