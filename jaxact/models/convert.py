@@ -53,6 +53,14 @@ _LEAF_TORCH = {
 _IGNORED_SUFFIXES = ('num_batches_tracked',)
 
 
+_MAX_LISTED = 20  # entries listed per kind of problem in an error message
+
+
+def _is_backbone(model: nn.Module) -> bool:
+  from jaxact.models import cot, resnet
+  return isinstance(model, (resnet.ResNet, resnet.Bottleneck, cot.CotLayer))
+
+
 class WeightImportError(ValueError):
   """The checkpoint does not fit the model; the message lists every problem."""
 
@@ -255,7 +263,14 @@ def from_torch(state_dict: Mapping[str, Any] | str | os.PathLike, model: nn.Modu
     target = {col: full[col][stream] for col in ('params', 'batch_stats')}
   elif variables is not None:
     target = flax.core.unfreeze(variables)
+    if {'spatial', 'temporal'} <= set(target.get('params', {})):
+      raise ValueError("These are two-stream variables: pass stream='spatial' or "
+                       "stream='temporal' to choose the backbone to fill")
   else:
+    if not _is_backbone(model):
+      raise ValueError(f'from_torch builds variables for resnet backbones only; for '
+                       f'{type(model).__name__} pass variables=model.init(...) '
+                       "(and stream='spatial'|'temporal' for a two-stream network)")
     target = _init_shapes(model, input_channels)
   target = {col: target[col] for col in ('params', 'batch_stats')}
 
@@ -304,17 +319,20 @@ def from_torch(state_dict: Mapping[str, Any] | str | os.PathLike, model: nn.Modu
     unexpected = [n for n in unexpected if n not in head_names]
 
   problems = []
-  if missing:
-    problems.append(f'missing from checkpoint ({len(missing)}):\n  ' + '\n  '.join(missing))
-  if unexpected:
-    problems.append(f'unexpected in checkpoint ({len(unexpected)}):\n  '
-                    + '\n  '.join(unexpected))
-  if mismatched:
-    problems.append(f'shape mismatch ({len(mismatched)}):\n  ' + '\n  '.join(mismatched))
+  for title, names in (('missing from checkpoint', missing),
+                       ('unexpected in checkpoint', unexpected),
+                       ('shape mismatch', mismatched)):
+    if names:
+      shown = names[:_MAX_LISTED] + ([f'... and {len(names) - _MAX_LISTED} more']
+                                     if len(names) > _MAX_LISTED else [])
+      problems.append(f'{title} ({len(names)}):\n  ' + '\n  '.join(shown))
   if problems:
     msg = (f"Checkpoint does not fit {type(model).__name__} (layout={layout!r}"
            f"{f', stream={stream!r}' if stream else ''}); loaded {len(loaded)} of "
            f'{len(flat)} entries.\n' + '\n'.join(problems))
+    if not loaded:
+      msg += (f'\nNothing matched: is layout={layout!r} right (one of {", ".join(LAYOUTS)})? '
+              f'Checkpoint names look like: {", ".join(sorted(state_dict)[:3])}')
     if strict:
       raise WeightImportError(msg)
     logger.warning('%s', msg)

@@ -141,8 +141,11 @@ def test_mismatches_are_reported_together():
 def test_wrong_layout_is_a_clear_error():
   sd = _hf_tiny().state_dict()
   model = resnet.BACKBONES['resnet_tiny'](num_classes=10)
-  with pytest.raises(convert.WeightImportError, match='missing from checkpoint'):
+  with pytest.raises(convert.WeightImportError, match='missing from checkpoint') as info:
     convert.from_torch(sd, model, layout='torchvision')
+  msg = str(info.value)
+  assert 'Nothing matched' in msg and 'resnet.embedder' in msg and '... and ' in msg
+  assert len(msg.splitlines()) < 60
   with pytest.raises(ValueError, match='Unknown layout'):
     convert.from_torch(sd, model, layout='keras')
 
@@ -177,6 +180,10 @@ def test_fill_one_stream_of_two_stream_variables(caplog):
                                 variables['params']['classifier']['kernel'])
   with pytest.raises(ValueError, match='variables'):
     convert.from_torch(ref.state_dict(), model, layout='hf', stream='temporal')
+  with pytest.raises(ValueError, match="stream='spatial'"):
+    convert.from_torch(ref.state_dict(), model, layout='hf', variables=variables)
+  with pytest.raises(ValueError, match='variables=model.init'):
+    convert.from_torch(ref.state_dict(), model, layout='hf')
 
 
 def test_fill_registered_two_stream_network():
