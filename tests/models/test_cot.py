@@ -89,6 +89,27 @@ def test_cot_layer_matches_pytorch_reference():
   np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-5 * np.abs(expected).max())
 
 
+def test_cot_layer_training_mode_matches_pytorch_reference():
+  """Batch statistics (train=True) as in PyTorch's train mode, running means too."""
+  torch.manual_seed(0)
+  gen = torch.Generator().manual_seed(3)
+  ref = torch_cotnet.CotLayer(16, 3)
+  torch_cotnet.randomize_bn(ref, gen)
+  layer = cot.CotLayer()
+  x = torch.randn(4, 16, 6, 7, generator=gen)
+  xj = _torch_to_jax_input(x)
+  variables = convert.from_torch(ref.state_dict(), layer, layout='cotnet',
+                                 variables=random_variables(layer, xj))
+  ref.train()
+  with torch.no_grad():
+    expected = ref(x).permute(0, 2, 3, 1).numpy()
+  out, updates = jax.jit(lambda v, x: layer.apply(v, x, train=True, mutable=['batch_stats']))(
+      variables, xj)
+  np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
+  np.testing.assert_allclose(updates['batch_stats']['embed_1']['mean'],
+                             ref.embed[1].running_mean.numpy(), rtol=1e-4, atol=1e-6)
+
+
 def test_cotnet_tiny_matches_pytorch_reference():
   torch.manual_seed(0)
   gen = torch.Generator().manual_seed(2)
