@@ -2,7 +2,7 @@ r"""Paper A on Kinetics-400: CoTNet-101 two-stream network with an LSTM on flow.
 
 Command (every host of the job runs the same line; see launch/README.md)::
 
-  python -m jaxact.main --config configs/kinetics.py --workdir gs://BUCKET/k400_paper_a \
+  python -m jaxact.main --config configs/kinetics.py --workdir /mnt/shared/runs/k400_paper_a \
       --config.data.data_dir=/data/tfds --config.init_from.path=/weights/cotnet101.pth
 
 Data: ``python -m jaxact.data.build kinetics400 --manual_dir /data/k400`` first

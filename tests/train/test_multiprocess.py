@@ -7,7 +7,6 @@ network and in-memory data, same flags) with its own virtual CPU device count.
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -45,12 +44,6 @@ def _losses(workdir):
     return {r["step"]: r["loss"] for r in map(json.loads, f)}
 
 
-def _free_port() -> int:
-  with socket.socket() as s:
-    s.bind(("127.0.0.1", 0))
-    return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
   """An uninterrupted run: 1 process × 4 devices, 30 steps."""
@@ -60,16 +53,16 @@ def reference(tmp_path_factory):
 
 
 def test_two_processes_match_one(reference, tmp_path):
+  """launch/local_multiprocess.py: 2 processes × 2 devices == 1 process × 4 devices."""
   config = CONFIG.replace("num_train_steps=30", "num_train_steps=3")
-  port = _free_port()
-  procs = [subprocess.Popen(
-      _cmd(tmp_path, f"--coordinator_address=127.0.0.1:{port}", "--num_processes=2",
-           f"--process_id={i}", config=config),
-      env=_env(2), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-      for i in range(2)]
-  outs = [p.communicate(timeout=300) for p in procs]
-  for p, (_, err) in zip(procs, outs):
-    assert p.returncode == 0, err[-3000:]
+  env = _env(2, PYTHONPATH=HERE + os.pathsep + os.environ.get("PYTHONPATH", ""))
+  proc = subprocess.run(
+      [sys.executable, os.path.join(ROOT, "launch", "local_multiprocess.py"),
+       "--num_processes=2", "--devices_per_process=2", "--module=fake_run", "--",
+       f"--config={config}", f"--workdir={tmp_path}"],
+      env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
+  assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+  assert "[p0]" in proc.stdout and "[p1]" in proc.stdout
   multi, single = _losses(tmp_path), _losses(reference)
   assert sorted(multi) == [1, 2, 3]
   np.testing.assert_allclose([multi[s] for s in (1, 2, 3)], [single[s] for s in (1, 2, 3)],
