@@ -106,3 +106,30 @@ def test_sigterm_saves_and_returns(tmp_path):
   assert _steps(tmp_path) == [3]
   assert signal.getsignal(signal.SIGTERM) is not None  # handler restored
   assert max(_losses(tmp_path)) == 3
+
+
+def test_init_from_run_with_frozen_backbones(full_run, tmp_path):
+  """Paper B's stage 2: start from another run, train only the head."""
+  import orbax.checkpoint as ocp
+  source = full_run[0]
+  config = fake_run.tiny_config(num_train_steps=2, **{
+      "init_from.path": str(source), "optimizer.frozen": ("spatial", "temporal"),
+      "eval.run_after_training": False})
+  loop.train_and_evaluate(config, str(tmp_path), model_fn=fake_run.model_fn,
+                          loader_fn=fake_run.loader_fn)
+  read = lambda d, s: ocp.StandardCheckpointer().restore(d / "checkpoints" / str(s) / "model")
+  before, after = read(source, 6), read(tmp_path, 2)
+  for part in ("spatial", "temporal"):
+    jax_tree_equal = [np.array_equal(a, b) for a, b in zip(
+        _leaves(before["params"][part]), _leaves(after["params"][part]))]
+    assert all(jax_tree_equal), part
+    # Frozen backbones keep their BatchNorm statistics too.
+    assert all(np.array_equal(a, b) for a, b in zip(_leaves(before["batch_stats"][part]),
+                                                     _leaves(after["batch_stats"][part])))
+  assert not all(np.array_equal(a, b) for a, b in zip(
+      _leaves(before["params"]["classifier"]), _leaves(after["params"]["classifier"])))
+
+
+def _leaves(tree):
+  import jax
+  return [np.asarray(x) for x in jax.tree.leaves(tree)]
