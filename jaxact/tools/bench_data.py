@@ -98,12 +98,20 @@ def _allocated(path: str) -> int:
 
 def read_folder_clip(folder: str, num_frames: int, cfg, rng,
                      augment: bool = True):
-  """MMAction2-style: one file open + JPEG decode per sampled image."""
+  """MMAction2-style: one file open + JPEG decode per distinct sampled image
+  (repeated indices reuse the decoded image, as MMAction2's RawFrameDecode
+  does)."""
   from jaxact.data import sampling, transforms  # pylint: disable=g-import-not-at-top
   rgb_idx, flow_idx = sampling.sample_clip(
       num_frames, scheme=cfg.sampling, num_steps=cfg.num_steps,
       flow_length=cfg.flow_length, rng=rng)
-  load = lambda name: np.asarray(Image.open(os.path.join(folder, name)))
+  cache = {}
+
+  def load(name):
+    if name not in cache:
+      cache[name] = np.asarray(Image.open(os.path.join(folder, name)))
+    return cache[name]
+
   rgb = np.stack([load(f"img_{i + 1:05d}.jpg") for i in rgb_idx])
   t, l = flow_idx.shape
   flow = np.empty(rgb.shape[:3] + (2 * l,), np.uint8)
