@@ -62,6 +62,39 @@ def decode_clip(example: dict, rgb_idx: np.ndarray, flow_idx: np.ndarray
   return rgb, flow
 
 
+class LazyRecords:
+  """Random access to stored examples that parses them lazily.
+
+  TFDS's own decoding turns every stored frame of a video into a Python
+  ``bytes`` (hundreds per record); here the record is parsed with protobuf's
+  C implementation and only the frames a clip samples are materialised.
+  Falls back to the TFDS source's decoding when its raw records are not
+  reachable.
+
+  Args:
+    source: a TFDS ``ArrayRecordDataSource`` of a jaxact video dataset.
+  """
+
+  _KEYS = ("frames", "flow_x", "flow_y")
+
+  def __init__(self, source):
+    self._source = source
+    self._raw = getattr(source, "data_source", None)
+
+  def __len__(self) -> int:
+    return len(self._source)
+
+  def __getitem__(self, index: int) -> dict:
+    if self._raw is None:
+      return self._source[index]
+    from tensorflow_datasets.proto import tf_example_pb2  # pylint: disable=g-import-not-at-top
+    feats = tf_example_pb2.Example.FromString(self._raw[index]).features.feature
+    out = {k: feats[k].bytes_list.value for k in self._KEYS}
+    out["num_frames"] = int(feats["num_frames"].int64_list.value[0])
+    out["label"] = int(feats["label"].int64_list.value[0])
+    return out
+
+
 class TrainSample(grain.transforms.RandomMap):
   """Example + RNG → ``{'rgb', 'flow', 'label'}`` (sampled and augmented)."""
 
@@ -239,7 +272,7 @@ def create_loader(data_cfg, *, split: str, train: bool, global_batch_size: int,
   name, config = data_cfg.name, data_cfg.builder_config
   data_dir = data_cfg.data_dir or None
   info = datasets.load_info(name, data_dir, config)
-  source = datasets.data_source(name, split, data_dir, config)
+  source = LazyRecords(datasets.data_source(name, split, data_dir, config))
   n = len(source)
   if train:
     ds = grain.MapDataset.source(source)[process_index::process_count]

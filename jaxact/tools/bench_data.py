@@ -187,9 +187,11 @@ def main(argv):
           f"folders {folder_bytes / n / 1e6:.2f} MB allocated "
           f"({rec_bytes / folder_bytes:.2f}x), "
           f"{3 * _FRAMES.value - 2} files per video in folders")
+    from jaxact.data import pipeline  # pylint: disable=g-import-not-at-top
+    records = pipeline.LazyRecords(source)  # what create_loader reads
     for name, cfg in paper_configs().items():
       for augment in (False, True):
-        res = time_layouts(source, folders, cfg, _CLIPS.value, augment)
+        res = time_layouts(records, folders, cfg, _CLIPS.value, augment)
         what = "read+decode+augment" if augment else "read+decode"
         (cpu_t, wall_t), (cpu_f, wall_f) = res["tfds"], res["folders"]
         print(f"{name}, {what}: clips per CPU-second: jaxact {cpu_t:.2f}, "

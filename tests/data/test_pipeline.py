@@ -197,3 +197,16 @@ def test_read_threads_do_not_change_the_batches(data_cfg):
   got = _take(pipeline.create_loader(cfg, split="train", train=True,
                                      global_batch_size=4, seed=2), 4)
   assert _same(ref, got)
+
+
+def test_lazy_records_match_tfds_decoding(data_cfg):
+  src = datasets.data_source("video_folder", "train", data_cfg.data_dir,
+                             data_cfg.builder_config)
+  lazy = pipeline.LazyRecords(src)
+  assert len(lazy) == len(src) == 12
+  for i in (0, 7, 11):
+    ref, got = src[i], lazy[i]
+    assert got["num_frames"] == ref["num_frames"] == 6
+    assert got["label"] == ref["label"]
+    for k in ("frames", "flow_x", "flow_y"):
+      assert list(got[k]) == list(ref[k])
