@@ -8,7 +8,7 @@
 """
 
 from jaxact.flow.quantize import dequantize, flip_flow_stack, quantize
-from jaxact.flow.tvl1 import TVL1Params, pyramid_shapes, tvl1
+from jaxact.flow.dual_tvl1 import TVL1Params, pyramid_shapes, tvl1
 
 __all__ = ['tvl1', 'TVL1Params', 'pyramid_shapes', 'quantize', 'dequantize',
            'flip_flow_stack']

@@ -27,7 +27,7 @@ import jax
 import numpy as np
 
 from jaxact.flow.quantize import DEFAULT_BOUND, quantize
-from jaxact.flow.tvl1 import make_params, tvl1
+from jaxact.flow.dual_tvl1 import make_params, tvl1
 
 
 @dataclasses.dataclass

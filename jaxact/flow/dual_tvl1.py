@@ -197,7 +197,15 @@ def _to_gray(x: jax.Array) -> jax.Array:
   return x
 
 
-@functools.partial(jax.jit, static_argnames=('params',))
+# TV-L1 runs thousands of small loop iterations whose speed depends on LLVM's
+# optimisations (about 10x at 96x96 on CPU), so they stay on for this program
+# even where a process lowers them globally to compile faster (test suites).
+_COMPILER_OPTIONS = {'xla_backend_optimization_level': 2,
+                     'xla_llvm_disable_expensive_passes': False}
+
+
+@functools.partial(jax.jit, static_argnames=('params',),
+                   compiler_options=_COMPILER_OPTIONS)
 def _tvl1_batch(prev: jax.Array, nxt: jax.Array, params: TVL1Params):
   """(N, H, W[, 3]) x2 -> (N, H, W, 2), one compiled program per shape."""
   fn = functools.partial(_tvl1_pair, p=params)
