@@ -54,8 +54,9 @@ def score_dataset(model: Any, variables: dict, batches: Iterable[dict], mesh: ja
     ``(scores, labels, views)``: per-stream averaged softmax scores
     ``{name: (N, K)}`` ordered by example index, labels ``(N,)`` and V.
   """
-  scores_fn = jax.jit(step_lib.make_eval_step(model, config),
-                      out_shardings=mesh_lib.batch_sharded(mesh))
+  jitted = jax.jit(step_lib.make_eval_step(model, config),
+                   out_shardings=mesh_lib.batch_sharded(mesh))
+  scores_fn = None
   by_index: dict[int, tuple[dict[str, np.ndarray], int]] = {}
   views = 0
   bar = reporting.Progress(num_batches, 0, enabled=progress and jax.process_index() == 0,
@@ -63,6 +64,9 @@ def score_dataset(model: Any, variables: dict, batches: Iterable[dict], mesh: ja
   for batch in batches:
     views = batch["rgb"].shape[1] if "rgb" in batch else batch["flow"].shape[1]
     gb = mesh_lib.global_batch(mesh, batch)
+    if scores_fn is None:  # every batch has the same shape (the last one is padded)
+      scores_fn = jitted.lower(variables, gb).compile()
+      mesh_lib.barrier("jaxact_eval_step_compiled")
     out = {k: _gather(v) for k, v in scores_fn(variables, gb).items()}
     labels, mask, index = (_gather(gb[k]) for k in ("label", "mask", "index"))
     for row in np.nonzero(mask)[0]:

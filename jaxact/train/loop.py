@@ -98,7 +98,8 @@ def train_and_evaluate(config: Any, workdir: str, *,
   """
   is_main = jax.process_index() == 0
   mesh = mesh_lib.create_mesh()
-  inputs_lib.ensure_dataset(config) if loader_fn is inputs_lib.create_loader else None
+  if loader_fn is inputs_lib.create_loader:
+    inputs_lib.ensure_dataset(config)
   loader = loader_fn(config, train=True)
   model = model_fn(config, loader.num_classes)
   total = int(config.num_train_steps)
@@ -123,7 +124,8 @@ def train_and_evaluate(config: Any, workdir: str, *,
     target = state_lib.abstract_state(model, tx, spec, mesh)
     state = ckpt.restore_state(manager, start, target)
     shardings = jax.tree.map(lambda a: a.sharding, target)
-    reporting.truncate_metrics(workdir, start) if is_main else None
+    if is_main:
+      reporting.truncate_metrics(workdir, start)  # steps after it are redone
     log.info("Resumed from step %d of %s", start, manager.directory)
   else:
     start = 0
@@ -140,6 +142,7 @@ def train_and_evaluate(config: Any, workdir: str, *,
   # Compile once, ahead of time: the same executable gives the FLOPs for MFU.
   train_step = jitted.lower(state, mesh_lib.global_batch(mesh, batch)).compile()
   flops = perf.executable_flops(train_step)
+  mesh_lib.barrier("jaxact_train_step_compiled")
   peak = perf.device_peak_flops()
 
   writer = reporting.MetricsWriter(workdir, enabled=is_main, tensorboard=config.tensorboard)

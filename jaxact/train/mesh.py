@@ -56,3 +56,27 @@ def global_batch(mesh: Mesh, host_batch: Mapping[str, np.ndarray]) -> dict[str, 
 def tree_shardings(mesh: Mesh, tree: Any) -> Any:
   """Replicated sharding for every leaf of ``tree`` (parameters, optimizer)."""
   return jax.tree.map(lambda _: replicated(mesh), tree)
+
+
+_barriers = 0
+
+
+def barrier(name: str, timeout_s: int = 1800) -> None:
+  """Wait until every process reaches ``name`` (no-op with one process).
+
+  Uses the coordination service, not a device collective: call it after a
+  long compile so that no process enters the first collective much earlier
+  than the others (CPU/gloo collectives give up after ~30 s of waiting).
+  """
+  if jax.process_count() == 1:
+    return
+  global _barriers
+  _barriers += 1
+  name = f"{name}_{_barriers}"  # barrier ids must not repeat within a run
+  from jax._src import distributed
+  client = distributed.global_state.client
+  if client is None:  # initialised by other means (e.g. a TPU runtime)
+    from jax.experimental import multihost_utils
+    multihost_utils.sync_global_devices(name)
+    return
+  client.wait_at_barrier(name, timeout_in_ms=timeout_s * 1000)

@@ -54,7 +54,8 @@ def reference(tmp_path_factory):
 
 def test_two_processes_match_one(reference, tmp_path):
   """launch/local_multiprocess.py: 2 processes × 2 devices == 1 process × 4 devices."""
-  config = CONFIG.replace("num_train_steps=30", "num_train_steps=3")
+  config = CONFIG.replace("num_train_steps=30", "num_train_steps=3").replace(
+      "eval.run_after_training=False", "eval.run_after_training=True")
   env = _env(2, PYTHONPATH=HERE + os.pathsep + os.environ.get("PYTHONPATH", ""))
   proc = subprocess.run(
       [sys.executable, os.path.join(ROOT, "launch", "local_multiprocess.py"),
@@ -67,6 +68,10 @@ def test_two_processes_match_one(reference, tmp_path):
   assert sorted(multi) == [1, 2, 3]
   np.testing.assert_allclose([multi[s] for s in (1, 2, 3)], [single[s] for s in (1, 2, 3)],
                              rtol=1e-5, atol=1e-5)
+  # Evaluation across processes counts each of the 10 examples exactly once.
+  results = json.loads((tmp_path / "eval_results.json").read_text())
+  assert results["num_examples"] == 10 and results["step"] == 3
+  assert sum(map(sum, results["fused"]["confusion"])) == 10
   # Both processes wrote their own data-loader position into the checkpoint.
   data_dir = tmp_path / "checkpoints" / "3" / "data"
   assert sorted(p.name for p in data_dir.glob("process_*")) == ["process_0-of-2.bin",
