@@ -133,3 +133,18 @@ def test_init_from_run_with_frozen_backbones(full_run, tmp_path):
 def _leaves(tree):
   import jax
   return [np.asarray(x) for x in jax.tree.leaves(tree)]
+
+
+def test_best_checkpoint_follows_the_metric(full_run):
+  from jaxact.train import checkpoint as ckpt
+  workdir = full_run[0]
+  rows = {r["step"]: r for r in map(json.loads, open(workdir / "metrics.jsonl"))}
+  manager = ckpt.create_manager(workdir / "checkpoints", read_only=True,
+                                best_metric="top1_fused")
+  saved = manager.all_steps()
+  expected = max(saved, key=lambda s: (rows[s]["top1_fused"], s))
+  assert ckpt.resolve_step(manager, "best", metric="top1_fused") == expected
+  assert ckpt.resolve_step(manager, "latest") == 6
+  with pytest.raises(FileNotFoundError, match="available steps"):
+    ckpt.resolve_step(manager, "5")
+  manager.close()
