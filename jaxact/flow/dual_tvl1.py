@@ -276,6 +276,11 @@ def tvl1(prev, next, *, check_finite: bool = True, **params: Any) -> jax.Array: 
     raise ValueError(f'tvl1: prev and next shapes differ: {prev_shape} vs '
                      f'{next_shape}')
   lead, h, w, rgb = _image_hw(tuple(prev_shape))
+  for name, x in (('prev', prev), ('next', next)):
+    if jnp.issubdtype(jnp.result_type(x), jnp.floating) and check_finite:
+      if not isinstance(x, jax.core.Tracer):
+        if not bool(jnp.isfinite(jnp.asarray(x)).all()):
+          raise ValueError(f'tvl1: {name} contains NaN or inf values')
   if h < MIN_IMAGE_SIDE or w < MIN_IMAGE_SIDE:
     raise ValueError(f'tvl1: images must be at least {MIN_IMAGE_SIDE}x'
                      f'{MIN_IMAGE_SIDE} px, got {w}x{h} (W x H)')
@@ -284,11 +289,6 @@ def tvl1(prev, next, *, check_finite: bool = True, **params: Any) -> jax.Array: 
     warnings.warn(f'tvl1: {w}x{h} images allow only {used} of nscales='
                   f'{p.nscales} pyramid levels (coarsest side >= '
                   f'{MIN_PYRAMID_SIDE} px); using {used}', stacklevel=2)
-  for name, x in (('prev', prev), ('next', next)):
-    if jnp.issubdtype(jnp.result_type(x), jnp.floating) and check_finite:
-      if not isinstance(x, jax.core.Tracer):
-        if not bool(jnp.isfinite(jnp.asarray(x)).all()):
-          raise ValueError(f'tvl1: {name} contains NaN or inf values')
   img_shape = (h, w, 3) if rgb else (h, w)
   n = int(np.prod(lead)) if lead else 1
   a = jnp.reshape(jnp.asarray(prev), (n,) + img_shape)
