@@ -118,7 +118,8 @@ def train_and_evaluate(config: Any, workdir: str, *,
   batch = next(iterator)
   spec = input_spec(mesh, batch)
 
-  abstract_vars = jax.eval_shape(lambda key: state_lib.init_variables(model, spec, key), jax.random.key(0))
+  abstract_vars = jax.eval_shape(lambda key: state_lib.init_variables(model, spec, key),
+                                 jax.random.key(0))
   tx, schedule = optim.create_optimizer(config.optimizer, total, list(abstract_vars["params"]))
   if start is not None:
     target = state_lib.abstract_state(model, tx, spec, mesh)
