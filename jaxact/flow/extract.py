@@ -266,8 +266,10 @@ def main(argv: Sequence[str] | None = None) -> int:
   parser.add_argument('--out', required=True, help='output folder')
   parser.add_argument('--short-side', type=int, default=None,
                       help='resize frames to this short side (keeps aspect)')
-  parser.add_argument('--batch', type=int, default=16,
-                      help='frame pairs per device call (default 16)')
+  parser.add_argument('--batch', type=int, default=None,
+                      help='frame pairs per device call (default: 128 on a '
+                      'GPU/TPU, 4 on CPU where a batch runs until its '
+                      'slowest pair converges)')
   parser.add_argument('--format', default='mmaction',
                       choices=['mmaction', 'compact', 'both'],
                       help='mmaction: img_/flow_x_/flow_y_ JPEG folders; '
@@ -285,8 +287,20 @@ def main(argv: Sequence[str] | None = None) -> int:
                       'inner_iterations, outer_iterations, scale_step, gamma, '
                       'median_filtering)')
   parser.add_argument('--no-progress', action='store_true')
+  parser.add_argument('--compile-cache',
+                      default=os.path.join(os.path.expanduser('~'), '.cache',
+                                           'jaxact', 'xla'),
+                      help='persistent XLA compilation cache, so a resumed '
+                      "run does not compile again ('' to disable)")
   args = parser.parse_args(argv)
+  if args.compile_cache and not os.environ.get('JAX_COMPILATION_CACHE_DIR'):
+    import jax  # pylint: disable=g-import-not-at-top
+    jax.config.update('jax_compilation_cache_dir', args.compile_cache)
   fmts = formats.FORMATS if args.format == 'both' else (args.format,)
+  if args.batch is None:
+    import jax  # pylint: disable=g-import-not-at-top
+    on_cpu = jax.devices()[0].platform == 'cpu'
+    args.batch = 4 if on_cpu else 128
   try:
     summary = extract(
         args.inputs, args.out, short_side=args.short_side,

@@ -131,6 +131,14 @@ def test_resume_after_interruption(inputs, monkeypatch, capsys):
   assert leftovers == []
 
 
+def test_module_entry_point():
+  import subprocess
+  import sys
+  r = subprocess.run([sys.executable, '-m', 'jaxact.flow.extract', '--help'],
+                     capture_output=True, text=True, timeout=120, check=False)
+  assert r.returncode == 0 and '--short-side' in r.stdout
+
+
 def test_cli_errors(tmp_path, capsys):
   assert extract.main([str(tmp_path / 'missing.mp4'), '--out',
                        str(tmp_path / 'o'), '--no-progress']) == 2
