@@ -3,12 +3,15 @@
 - :func:`tvl1`: batched, jit-compiled TV-L1 following OpenCV's DualTVL1.
 - :func:`quantize` / :func:`dequantize` / :func:`flip_flow_stack`: the uint8
   storage format (bound 20 px, 128 = no motion) and flow-stack flips.
+- :class:`FlowBatcher` / :func:`video_flow`: uint8 flow for whole videos,
+  batching frame pairs across videos.
 - ``python -m jaxact.flow.extract``: videos or frame folders → MMAction2-style
   frame/flow JPEG folders or compact ``.npz`` files, resumable.
 """
 
+from jaxact.flow.batching import FlowBatcher, iter_flows, video_flow
 from jaxact.flow.quantize import dequantize, flip_flow_stack, quantize
 from jaxact.flow.dual_tvl1 import TVL1Params, pyramid_shapes, tvl1
 
 __all__ = ['tvl1', 'TVL1Params', 'pyramid_shapes', 'quantize', 'dequantize',
-           'flip_flow_stack']
+           'flip_flow_stack', 'FlowBatcher', 'video_flow', 'iter_flows']

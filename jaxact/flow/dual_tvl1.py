@@ -197,20 +197,22 @@ def _to_gray(x: jax.Array) -> jax.Array:
   return x
 
 
-# TV-L1 runs thousands of small loop iterations whose speed depends on LLVM's
-# optimisations (about 10x at 96x96 on CPU), so they stay on for this program
-# even where a process lowers them globally to compile faster (test suites).
-_COMPILER_OPTIONS = {'xla_backend_optimization_level': 2,
-                     'xla_llvm_disable_expensive_passes': False}
-
-
-@functools.partial(jax.jit, static_argnames=('params',),
-                   compiler_options=_COMPILER_OPTIONS)
-def _tvl1_batch(prev: jax.Array, nxt: jax.Array, params: TVL1Params):
+def _tvl1_batch_impl(prev: jax.Array, nxt: jax.Array,
+                     params: TVL1Params) -> jax.Array:
   """(N, H, W[, 3]) x2 -> (N, H, W, 2), one compiled program per shape."""
   fn = functools.partial(_tvl1_pair, p=params)
   flow = jax.vmap(fn)(_to_gray(prev), _to_gray(nxt))    # (N, 2, H, W)
   return jnp.moveaxis(flow, 1, -1)
+
+
+_tvl1_batch = jax.jit(_tvl1_batch_impl, static_argnames=('params',))
+# On CPU, TV-L1's thousands of small loop iterations run ~10x slower without
+# LLVM's optimisations, so they stay on for this program even where a process
+# lowers them globally to compile faster (test suites do).
+_tvl1_batch_cpu = jax.jit(
+    _tvl1_batch_impl, static_argnames=('params',),
+    compiler_options={'xla_backend_optimization_level': 2,
+                      'xla_llvm_disable_expensive_passes': False})
 
 
 def _image_hw(shape: tuple[int, ...]) -> tuple[tuple[int, ...], int, int, bool]:
@@ -293,5 +295,6 @@ def tvl1(prev, next, *, check_finite: bool = True, **params: Any) -> jax.Array: 
   n = int(np.prod(lead)) if lead else 1
   a = jnp.reshape(jnp.asarray(prev), (n,) + img_shape)
   b = jnp.reshape(jnp.asarray(next), (n,) + img_shape)
-  flow = _tvl1_batch(a, b, params=p)
+  run = _tvl1_batch_cpu if jax.default_backend() == 'cpu' else _tvl1_batch
+  flow = run(a, b, params=p)
   return jnp.reshape(flow, tuple(lead) + (h, w, 2))
