@@ -34,7 +34,7 @@ def quantize(flow, bound: float = DEFAULT_BOUND):
     raise ValueError(f'bound must be > 0, got {bound}')
   xp = _xp(flow)
   f = xp.asarray(flow, dtype=xp.float32)
-  v = xp.round(f * np.float32(255.0 / (2 * bound)) + np.float32(255.0 / 2))
+  v = xp.round((f + np.float32(bound)) * np.float32(255.0 / (2 * bound)))
   return xp.clip(v, 0, 255).astype(xp.uint8)
 
 
