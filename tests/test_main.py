@@ -52,9 +52,12 @@ def test_eval_without_checkpoint(tmp_path):
   _assert_clear_error(proc, "jaxact: error:", "No checkpoint in", "--mode train")
 
 
-@pytest.mark.slow
 def test_demo_smoke_end_to_end(tmp_path):
-  """configs/demo.py:smoke from scratch: builds synthetic_motion, trains, evaluates."""
+  """configs/demo.py:smoke from scratch: builds synthetic_motion, trains, evaluates.
+
+  The one default test through the real data pipeline and registry model
+  (~2 min on 2 cores: dataset build + first compiles).
+  """
   proc = _main("--config=configs/demo.py:smoke", f"--workdir={tmp_path / 'run'}",
                f"--config.data.data_dir={tmp_path / 'tfds'}", timeout=1200)
   assert proc.returncode == 0, proc.stderr[-3000:]
@@ -72,3 +75,16 @@ def test_demo_smoke_end_to_end(tmp_path):
 ])
 def test_bad_config_file(tmp_path, config, needle):
   _assert_clear_error(_main(f"--config={config}", f"--workdir={tmp_path}"), needle)
+
+
+def test_nan_loss_is_one_line_and_keeps_checkpoints(tmp_path):
+  script = os.path.join(ROOT, "tests", "train", "fake_run.py")
+  config = (f"{script}:optimizer.learning_rate=1e30;optimizer.momentum=0.0;"
+            "checkpoint_every_steps=1")
+  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4")
+  proc = subprocess.run([sys.executable, script, f"--config={config}", f"--workdir={tmp_path}"],
+                        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+  _assert_clear_error(proc, "jaxact: error: The loss became", "last good checkpoint")
+  bad = int(proc.stderr.split("at step ")[1].split(".")[0])
+  steps = sorted(int(p.name) for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit())
+  assert steps and steps[-1] == bad - 1
