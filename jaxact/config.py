@@ -22,8 +22,12 @@ Top-level fields (the fixed names users and scripts rely on are marked *):
 * ``init_from``: ``path`` ('' = none), ``kind``, ``step``, ``layout``,
   ``streams`` (see ``jaxact.train.pretrained``).
 * ``eval``: ``checkpoint``, ``batch_size`` (global clips, each with V views),
-  ``fusion_weights`` (``head`` / ``spatial`` / ``temporal``),
-  ``run_after_training``.
+  ``fusion_weights`` (``head`` / ``spatial`` / ``temporal``; ``fused`` scores =
+  the weighted sum of the streams' view-averaged softmax scores, ``head`` being
+  the network's own fused classifier), ``run_after_training``.
+* ``progress_bar`` (process 0, stderr), ``tensorboard`` (event files in
+  ``WORKDIR/tensorboard``; tensorboardX imports torch when it is installed,
+  which costs a few seconds at start).
 """
 
 import os
