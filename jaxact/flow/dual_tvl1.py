@@ -60,8 +60,10 @@ class TVL1Params:
         raise ValueError(f'tvl1: {name} must be an integer, got {v!r}')
       if not v > 0:
         raise ValueError(f'tvl1: {name} must be > 0, got {v!r}')
-    for name in ('tau', 'lambda_', 'theta', 'epsilon'):
+    for name in ('tau', 'lambda_', 'theta'):
       _pos(name)
+    if self.epsilon < 0:
+      raise ValueError(f'tvl1: epsilon must be >= 0, got {self.epsilon!r}')
     for name in ('nscales', 'warps', 'inner_iterations', 'outer_iterations'):
       _pos(name, integer=True)
     if not 0.0 < self.scale_step < 1.0:

@@ -208,6 +208,22 @@ def test_rgb_and_float_inputs():
   assert np.abs(f_u8).max() > 0.05     # it moved
 
 
+@pytest.mark.parametrize('gamma', [0.0, 0.2])
+def test_short_solve_matches_opencv_with_and_without_gamma(warped_cases, gamma):
+  # A few iterations on one scale, with OpenCV's illumination term (gamma)
+  # on and off: the same arithmetic gives the same flow.
+  c = warped_cases[0]
+  kw = dict(nscales=1, warps=2, inner_iterations=10, outer_iterations=2,
+            median_filtering=5, epsilon=0.0)
+  jf = np.asarray(tvl1(c['prev'][:48, :48], c['next'][:48, :48], gamma=gamma,
+                       **kw))
+  cf = _opencv(c['prev'][:48, :48].copy(), c['next'][:48, :48].copy(),
+               gamma=gamma, nscales=1, warps=2, innnerIterations=10,
+               outerIterations=2, medianFiltering=5, epsilon=0.0)
+  assert _epe(jf, cf) < 1e-3 + 0.01 * np.sqrt((cf ** 2).sum(-1)).mean()
+  assert np.sqrt((jf ** 2).sum(-1)).mean() > 0.1
+
+
 def test_input_errors():
   a = np.zeros((16, 16), np.uint8)
   with pytest.raises(ValueError, match='shapes differ'):
