@@ -117,7 +117,9 @@ def _one_scale(i0: jax.Array, i1: jax.Array, u: jax.Array,
   big = jnp.float32(np.finfo(np.float32).max)
   tiny = np.float32(np.finfo(np.float32).eps)
 
-  def step(u, px, py, i1wx, i1wy, grad, rho_c):
+  def step(u, px, py, i1wx, i1wy, rho_c):
+    # |grad I1|^2 is recomputed rather than carried: cheaper than reading it.
+    grad = i1wx * i1wx + i1wy * i1wy
     # Thresholding (TH) of the linearised data term: v = u + fi * grad I1.
     rho = rho_c + i1wx * u[0] + i1wy * u[1]
     if use_gamma:
@@ -139,7 +141,6 @@ def _one_scale(i0: jax.Array, i1: jax.Array, u: jax.Array,
     u, px, py = carry
     warped = ops.warp_bicubic(i1_stack, u[0], u[1], p.border)
     i1w, i1wx, i1wy = warped[0], warped[1], warped[2]
-    grad = i1wx * i1wx + i1wy * i1wy
     rho_c = i1w - i1wx * u[0] - i1wy * u[1] - i0
 
     def inner_cond(c):
@@ -147,7 +148,7 @@ def _one_scale(i0: jax.Array, i1: jax.Array, u: jax.Array,
 
     def inner_body(c):
       u, px, py, _, n = c
-      u, px, py, err = step(u, px, py, i1wx, i1wy, grad, rho_c)
+      u, px, py, err = step(u, px, py, i1wx, i1wy, rho_c)
       return u, px, py, err, n + 1
 
     def outer_cond(c):
