@@ -22,18 +22,11 @@ import math
 import numpy as np
 from PIL import Image
 
-BOUND = 20.0
-
-
-def flow_to_float(v: np.ndarray) -> np.ndarray:
-  """uint8 quantised flow → float32 pixels (inverse of :func:`flow_to_uint8`)."""
-  return v.astype(np.float32) * (2 * BOUND / 255.0) - BOUND
-
-
-def flow_to_uint8(f: np.ndarray) -> np.ndarray:
-  """float pixels → uint8, ``round(255 (f + 20) / 40)`` clipped to 0…255."""
-  return np.clip(np.rint((f + BOUND) * (255.0 / (2 * BOUND))), 0, 255).astype(
-      np.uint8)
+from jaxact.flow.quantize import DEFAULT_BOUND as BOUND
+from jaxact.flow.quantize import dequantize as flow_to_float
+from jaxact.flow.quantize import flip_flow_stack
+# uint8 quantised flow <-> float32 pixels (bound 20): one definition, in jaxact.flow.
+from jaxact.flow.quantize import quantize as flow_to_uint8
 
 
 def _scale_lut(s: float) -> np.ndarray:
@@ -132,10 +125,8 @@ def random_crop(rng: np.random.Generator, rgb, flow, size: int):
 
 def hflip(rgb, flow):
   """Mirrors left-right; flow x becomes ``255 - v`` (negated), y unchanged."""
-  rgb = rgb[:, :, ::-1]
-  flow = flow[:, :, ::-1].copy()
-  flow[..., 0::2] = 255 - flow[..., 0::2]
-  return np.ascontiguousarray(rgb), flow
+  return (np.ascontiguousarray(rgb[:, :, ::-1]),
+          np.ascontiguousarray(flip_flow_stack(flow)))
 
 
 def rotate_crop(rgb, flow, degrees: float, top: int, left: int, h: int,
