@@ -61,15 +61,39 @@ def _initialize_distributed() -> None:
     kwargs = {}
   else:
     return
+  where = kwargs.get("coordinator_address", "the auto-detected coordinator")
+  hint = ("Are all processes started with the same --coordinator_address and --num_processes, "
+          "distinct --process_id, and is the port reachable?")
+  if kwargs.get("process_id"):  # JAX aborts (no exception) when it cannot connect: check first
+    if not _reachable(kwargs["coordinator_address"], _INIT_TIMEOUT.value):
+      raise SystemExit(f"jaxact: error: process 0's coordinator at {where} did not answer "
+                       f"within {_INIT_TIMEOUT.value}s. {hint}")
+  logging.getLogger("jaxact").info(
+      "Joining a multi-process run at %s (waiting up to %ds for every process; a "
+      "DEADLINE_EXCEEDED abort after that means one did not start or cannot reach it).",
+      where, _INIT_TIMEOUT.value)
   try:
     jax.distributed.initialize(initialization_timeout=_INIT_TIMEOUT.value, **kwargs)
   except Exception as e:  # noqa: BLE001 -- turned into one actionable message
-    where = kwargs.get("coordinator_address", "the auto-detected coordinator")
-    raise SystemExit(
-        f"jaxact: could not join the multi-process run at {where} within "
-        f"{_INIT_TIMEOUT.value}s ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}). "
-        "Are all processes started with the same --coordinator_address and --num_processes, "
-        "distinct --process_id, and is the port reachable?") from None
+    first = str(e).splitlines()[0] if str(e) else ""
+    raise SystemExit(f"jaxact: error: could not join the multi-process run at {where} within "
+                     f"{_INIT_TIMEOUT.value}s ({type(e).__name__}: {first}). {hint}") from None
+
+
+def _reachable(address: str, timeout_s: float) -> bool:
+  """Whether a TCP connection to ``host:port`` succeeds within ``timeout_s``."""
+  import socket
+  import time
+  host, _, port = address.rpartition(":")
+  deadline = time.monotonic() + timeout_s
+  while True:
+    try:
+      with socket.create_connection((host.strip("[]"), int(port)), timeout=2):
+        return True
+    except OSError:
+      if time.monotonic() > deadline:
+        return False
+      time.sleep(0.5)
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:

@@ -88,3 +88,14 @@ def test_nan_loss_is_one_line_and_keeps_checkpoints(tmp_path):
   bad = int(proc.stderr.split("at step ")[1].split(".")[0])
   steps = sorted(int(p.name) for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit())
   assert steps and steps[-1] == bad - 1
+
+
+def test_unreachable_coordinator_is_one_line(tmp_path):
+  import socket
+  with socket.socket() as s:  # a port nobody listens on
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+  proc = _main("--config=configs/demo.py:smoke", f"--workdir={tmp_path}",
+               f"--coordinator_address=127.0.0.1:{port}", "--num_processes=2", "--process_id=1",
+               "--initialization_timeout=2")
+  _assert_clear_error(proc, "jaxact: error:", f"127.0.0.1:{port}", "did not answer")
