@@ -2,11 +2,15 @@
 
 ``create_loader`` is the contract of docs/interfaces.md:
 
-* training: the split is sharded by process (``[process_index::process_count]``),
-  shuffled per epoch (seeded; Grain's index shuffle, reseeded each epoch),
-  repeated forever; each example gets its own RNG (seed, index) for sampling
-  and augmentation, so batches depend only on ``seed`` — not on the number of
-  workers or threads; partial batches are dropped.
+* training: each epoch is a seeded permutation of the whole split (Grain's
+  index shuffle, reseeded each epoch), repeated forever; global batch ``b``
+  holds permuted positions ``[bG, (b+1)G)`` and process ``p`` reads its
+  contiguous slice of ``B = G / P`` of them, so within an epoch every example
+  goes to exactly one process. Each example gets its own RNG (seed, global
+  position) for sampling and augmentation, so the global batches depend only
+  on ``seed`` and ``G`` — not on the number of processes, workers or threads
+  (2 processes × 2 devices train exactly like 1 × 4); partial batches are
+  dropped.
 * evaluation: one pass; process p takes examples ``p, p+P, p+2P, …``; every
   process yields the same number of batches (``ceil(ceil(N/P)/B)``), padded
   with ``mask=False`` / ``index=-1`` examples, so each example counts exactly
@@ -157,6 +161,36 @@ class EvalSample(grain.transforms.Map):
             "index": np.int64(idx)}
 
 
+class _ProcessSlice(grain.MapDataset):
+  """Process ``p``'s part of every global batch of a position-indexed dataset.
+
+  Local position ``k`` → global position ``(k // B)·G + p·B + k mod B``: each
+  global batch of ``G`` consecutive positions is cut into ``P`` contiguous
+  slices of ``B = G / P`` and process ``p`` reads slice ``p``.
+  """
+
+  def __init__(self, parent: grain.MapDataset, *, global_batch_size: int,
+               process_index: int, process_count: int):
+    super().__init__(parent)
+    self._global = global_batch_size
+    self._local = global_batch_size // process_count
+    self._offset = process_index * self._local
+
+  def __len__(self) -> int:
+    return len(self._parent) // self._global * self._local
+
+  def __getitem__(self, index):
+    if isinstance(index, slice):
+      return self.slice(index)
+    k = int(index)
+    return self._parent[(k // self._local) * self._global + self._offset
+                        + k % self._local]
+
+  def __str__(self) -> str:
+    return (f"ProcessSlice(global_batch={self._global}, "
+            f"local_batch={self._local}, offset={self._offset})")
+
+
 class _Cfg:
   """A picklable, attribute-access snapshot of the data config."""
 
@@ -275,12 +309,14 @@ def create_loader(data_cfg, *, split: str, train: bool, global_batch_size: int,
   source = LazyRecords(datasets.data_source(name, split, data_dir, config))
   n = len(source)
   if train:
-    ds = grain.MapDataset.source(source)[process_index::process_count]
-    if len(ds) < batch:
-      raise ValueError(f"split {split!r} has {len(ds)} examples on process "
-                       f"{process_index}, fewer than one batch of {batch}")
-    ds = ds.shuffle(seed=seed).repeat(None)
+    if n < global_batch_size:
+      raise ValueError(f"split {split!r} has {n} examples, fewer than one "
+                       f"global batch of {global_batch_size}")
+    ds = grain.MapDataset.source(source).shuffle(seed=seed).repeat(None)
+    # RNG from the global position (before slicing): independent of P.
     ds = ds.random_map(TrainSample(data_cfg), seed=seed + 1)
+    ds = _ProcessSlice(ds, global_batch_size=global_batch_size,
+                       process_index=process_index, process_count=process_count)
     ds = ds.batch(batch, drop_remainder=True)
     num_batches = None
   else:

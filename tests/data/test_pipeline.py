@@ -97,6 +97,20 @@ def test_two_process_shards_partition_the_data(data_cfg):
   assert sorted(np.concatenate(seen)) == list(range(12))
 
 
+def test_global_batches_do_not_depend_on_the_process_count(data_cfg):
+  """Process p's batch is slice p of the 1-process global batch, pixels and
+  augmentation included: 2 processes × 2 devices train like 1 × 4."""
+  make = lambda p, count: pipeline.create_loader(
+      data_cfg, split="train", train=True, global_batch_size=4, seed=5,
+      process_index=p, process_count=count)
+  whole = _take(make(0, 1), 4)
+  parts = [_take(make(p, 2), 4) for p in range(2)]
+  for step, batch in enumerate(whole):
+    for key in ("rgb", "flow", "label"):
+      joined = np.concatenate([parts[0][step][key], parts[1][step][key]])
+      np.testing.assert_array_equal(joined, batch[key])
+
+
 @pytest.mark.parametrize("process_count,global_batch", [(2, 10), (5, 5), (1, 12)])
 def test_eval_counts_every_example_once(data_cfg, process_count, global_batch):
   cfg = data_cfg.copy_and_resolve_references()
