@@ -54,6 +54,11 @@ def test_paper_settings():
   assert b2.model.overrides.freeze_backbones and b2.optimizer.name == "adam"
   assert b2.optimizer.learning_rate == 5e-5 and b2.data.num_steps == 25
   assert b2.model.overrides.fusion == "sum" and b2.model.overrides.fusion_layer == "conv5"
+  # Kinetics-400's test CSV has no labels; the builder's splits are train/validation.
+  from jaxact.data.datasets import kinetics400
+  _, k = load("kinetics.py")
+  assert k.data.eval_split == "validation" and k.data.eval_split in kinetics400.SPLITS
+  assert k.data.train_split in kinetics400.SPLITS
 
 
 def test_bad_config_arguments():
