@@ -46,7 +46,11 @@ def main() -> int:
   for i in range(args.num_processes):
     env = dict(os.environ)
     if args.devices_per_process:
-      env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={args.devices_per_process}"
+      # Keep the caller's other XLA flags; replace only the device count.
+      flags = [f for f in env.get("XLA_FLAGS", "").split()
+               if not f.startswith("--xla_force_host_platform_device_count")]
+      flags.append(f"--xla_force_host_platform_device_count={args.devices_per_process}")
+      env["XLA_FLAGS"] = " ".join(flags)
       env.setdefault("JAX_PLATFORMS", "cpu")
     cmd = [sys.executable, "-m", args.module, *main_args,
            f"--coordinator_address=127.0.0.1:{port}", f"--num_processes={args.num_processes}",

@@ -5,14 +5,19 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+# Tiny test models: skip LLVM's expensive passes (as tests/conftest.py does).
+FAST_COMPILE = "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
+
+
 def _main(*args, devices=4, timeout=600):
-  env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
-             JAX_PLATFORMS="cpu")
+  env = dict(os.environ, JAX_PLATFORMS="cpu",
+             XLA_FLAGS=f"--xla_force_host_platform_device_count={devices} {FAST_COMPILE}")
   return subprocess.run([sys.executable, "-m", "jaxact.main", *args], cwd=ROOT, env=env,
                         capture_output=True, text=True, timeout=timeout)
 
@@ -67,6 +72,28 @@ def test_demo_smoke_end_to_end(tmp_path):
     assert {"top1", "top5", "mean_class", "per_class", "confusion"} <= set(results[stream])
   rows = [json.loads(l) for l in open(tmp_path / "run" / "metrics.jsonl")]
   assert [r["step"] for r in rows] == [1, 2, 3, 4]
+
+
+@pytest.mark.slow
+def test_demo_smoke_two_processes_match_one(tmp_path):
+  """The real pipeline and registry model: 2 processes × 2 devices give the
+  losses of 1 process × 4 devices (each process reads its slice of every
+  global batch)."""
+  data_dir = tmp_path / "tfds"
+  single = _main("--config=configs/demo.py:smoke", f"--workdir={tmp_path / 'one'}",
+                 f"--config.data.data_dir={data_dir}", timeout=1200)
+  assert single.returncode == 0, single.stderr[-3000:]
+  env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS=FAST_COMPILE)
+  multi = subprocess.run(
+      [sys.executable, os.path.join(ROOT, "launch", "local_multiprocess.py"),
+       "--num_processes=2", "--devices_per_process=2", "--",
+       "--config=configs/demo.py:smoke", f"--workdir={tmp_path / 'two'}",
+       f"--config.data.data_dir={data_dir}"],
+      cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200)
+  assert multi.returncode == 0, multi.stdout[-3000:]
+  losses = lambda run: [json.loads(l)["loss"] for l in open(tmp_path / run / "metrics.jsonl")]
+  assert len(losses("one")) == 4
+  np.testing.assert_allclose(losses("two"), losses("one"), rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("config,needle", [
