@@ -76,6 +76,10 @@ def get_base_config() -> ml_collections.ConfigDict:
                                            "streams": ("spatial", "temporal")})
   c.eval = ml_collections.ConfigDict({
       "checkpoint": "latest", "batch_size": 8, "run_after_training": True,
+      # Score the evaluation split at every checkpoint during training and log
+      # val_top1_{spatial,temporal,fused}, so checkpoint.best_metric can rank
+      # checkpoints by held-out accuracy (e.g. 'val_top1_fused').
+      "validate_at_checkpoints": False,
       "fusion_weights": ml_collections.ConfigDict({"head": 1.0, "spatial": 0.0, "temporal": 0.0}),
   })
   return c

@@ -36,8 +36,8 @@ def _gather(x: jax.Array) -> np.ndarray:
 
 
 def score_dataset(model: Any, variables: dict, batches: Iterable[dict], mesh: jax.sharding.Mesh,
-                  config: Any, *, num_batches: int = 0,
-                  progress: bool = False) -> tuple[dict[str, np.ndarray], np.ndarray, int]:
+                  config: Any, *, num_batches: int = 0, progress: bool = False,
+                  compiled: dict | None = None) -> tuple[dict[str, np.ndarray], np.ndarray, int]:
   """Score every example of an evaluation pass once.
 
   Args:
@@ -49,14 +49,15 @@ def score_dataset(model: Any, variables: dict, batches: Iterable[dict], mesh: ja
     config: the experiment config.
     num_batches: expected number of batches (progress bar only).
     progress: show a progress bar (process 0).
+    compiled: a dict that keeps the compiled eval step between calls (key
+      ``'eval_step'``), for repeated scoring with the same shapes.
 
   Returns:
     ``(scores, labels, views)``: per-stream averaged softmax scores
     ``{name: (N, K)}`` ordered by example index, labels ``(N,)`` and V.
   """
-  jitted = jax.jit(step_lib.make_eval_step(model, config),
-                   out_shardings=mesh_lib.batch_sharded(mesh))
-  scores_fn = None
+  compiled = {} if compiled is None else compiled
+  scores_fn = compiled.get("eval_step")
   by_index: dict[int, tuple[dict[str, np.ndarray], int]] = {}
   views = 0
   bar = reporting.Progress(num_batches, 0, enabled=progress and jax.process_index() == 0,
@@ -65,7 +66,9 @@ def score_dataset(model: Any, variables: dict, batches: Iterable[dict], mesh: ja
     views = batch["rgb"].shape[1] if "rgb" in batch else batch["flow"].shape[1]
     gb = mesh_lib.global_batch(mesh, batch)
     if scores_fn is None:  # every batch has the same shape (the last one is padded)
-      scores_fn = jitted.lower(variables, gb).compile()
+      jitted = jax.jit(step_lib.make_eval_step(model, config),
+                       out_shardings=mesh_lib.batch_sharded(mesh))
+      scores_fn = compiled["eval_step"] = jitted.lower(variables, gb).compile()
       mesh_lib.barrier("jaxact_eval_step_compiled")
     out = {k: _gather(v) for k, v in scores_fn(variables, gb).items()}
     labels, mask, index = (_gather(gb[k]) for k in ("label", "mask", "index"))
@@ -96,6 +99,33 @@ def results_dict(scores: dict[str, np.ndarray], labels: np.ndarray, class_names:
     if name in scores:
       out[name] = metrics_lib.summarize(scores[name], labels, class_names)
   return out
+
+
+class Validator:
+  """Scores the evaluation split with in-memory variables during training.
+
+  Used when ``config.eval.validate_at_checkpoints`` is set: the result is
+  logged with the step and ranks checkpoints for ``checkpoint.best_metric``.
+  The eval step is compiled once and reused at every checkpoint.
+  """
+
+  def __init__(self, model: Any, config: Any, mesh: jax.sharding.Mesh, loader: Any):
+    self._model, self._config, self._mesh, self._loader = model, config, mesh, loader
+    self._compiled: dict = {}
+
+  def __call__(self, variables: dict) -> dict[str, float]:
+    """Args: variables ``{'params', 'batch_stats'}`` on the mesh.
+
+    Returns:
+      ``{'val_top1_spatial', 'val_top1_temporal', 'val_top1_fused'}`` (the
+      streams the model has), the same on every process.
+    """
+    scores, labels, _ = score_dataset(self._model, variables, iter(self._loader), self._mesh,
+                                      self._config, compiled=self._compiled)
+    results = results_dict(scores, labels, list(self._loader.class_names),
+                           dict(self._config.eval.fusion_weights))
+    return {f"val_top1_{name}": float(results[name]["top1"])
+            for name in ("spatial", "temporal", "fused") if name in results}
 
 
 def write_results(workdir: str, results: dict) -> str:

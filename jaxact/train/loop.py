@@ -146,6 +146,11 @@ def train_and_evaluate(config: Any, workdir: str, *,
   mesh_lib.barrier("jaxact_train_step_compiled")
   peak = perf.device_peak_flops()
 
+  validator = None
+  if config.eval.validate_at_checkpoints:
+    from jaxact.eval import evaluate  # pylint: disable=import-outside-toplevel
+    validator = evaluate.Validator(model, config, mesh, loader_fn(config, train=False))
+
   writer = reporting.MetricsWriter(workdir, enabled=is_main, tensorboard=config.tensorboard)
   progress = reporting.Progress(total, start, enabled=is_main and config.progress_bar)
   stop = _StopFlag()
@@ -167,6 +172,9 @@ def train_and_evaluate(config: Any, workdir: str, *,
       if step % config.log_every_steps == 0 or save_now or stop_now:
         summary = _summarise(pending, timer, config, flops, peak)
         pending = []
+        if validator is not None and (save_now or stop_now):
+          summary.update(validator({"params": state.params, "batch_stats": state.batch_stats}))
+          timer.lap()  # validation time is not step time
         progress.update(summary.pop("_steps"), loss=summary["loss"], lr=summary["lr"])
         writer.write(step, summary)
       if save_now or stop_now:

@@ -148,3 +148,33 @@ def test_best_checkpoint_follows_the_metric(full_run):
   with pytest.raises(FileNotFoundError, match="available steps"):
     ckpt.resolve_step(manager, "5")
   manager.close()
+
+
+def test_validation_at_checkpoints_ranks_the_best(full_run, tmp_path):
+  """eval.validate_at_checkpoints logs held-out accuracy at every checkpoint
+  step, equal to what --mode eval computes for that checkpoint, and
+  best_metric='val_top1_fused' ranks checkpoints by it."""
+  from jaxact.eval import evaluate
+  from jaxact.train import checkpoint as ckpt
+  config = fake_run.tiny_config(**{"eval.validate_at_checkpoints": True,
+                                   "checkpoint.best_metric": "val_top1_fused",
+                                   "checkpoint.max_to_keep": 5,
+                                   "eval.run_after_training": False})
+  loop.train_and_evaluate(config, str(tmp_path), model_fn=fake_run.model_fn,
+                          loader_fn=fake_run.loader_fn)
+  rows = {r["step"]: r for r in map(json.loads, open(tmp_path / "metrics.jsonl"))}
+  assert [s for s, r in rows.items() if "val_top1_fused" in r] == [2, 4, 6]
+  # Same training as the full run: the losses agree, validation changes nothing.
+  np.testing.assert_allclose([rows[s]["loss"] for s in range(1, 7)],
+                             [_losses(full_run[0])[s] for s in range(1, 7)], rtol=1e-6)
+  # The logged value is the eval mode's top-1 for that checkpoint.
+  config.eval.checkpoint = "4"
+  results = evaluate.evaluate_checkpoint(config, str(tmp_path), model_fn=fake_run.model_fn,
+                                         loader_fn=fake_run.loader_fn)
+  assert results["fused"]["top1"] == pytest.approx(rows[4]["val_top1_fused"])
+  assert results["spatial"]["top1"] == pytest.approx(rows[4]["val_top1_spatial"])
+  manager = ckpt.create_manager(tmp_path / "checkpoints", read_only=True,
+                                best_metric="val_top1_fused")
+  expected = max((2, 4, 6), key=lambda s: (rows[s]["val_top1_fused"], s))
+  assert ckpt.resolve_step(manager, "best", metric="val_top1_fused") == expected
+  manager.close()
