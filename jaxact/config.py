@@ -17,8 +17,9 @@ Top-level fields (the fixed names users and scripts rely on are marked *):
 * ``optimizer`` (see ``jaxact.train.optim``), ``loss`` (weights of the fused
   and per-stream cross-entropies), ``compute_dtype`` (``float32`` /
   ``bfloat16``), ``grad_accum_steps``.
-* ``checkpoint``: ``max_to_keep``, ``best_metric`` (a train metric, e.g.
-  ``top1_fused``; '' = none), ``best_mode``, ``async_save``.
+* ``checkpoint``: ``max_to_keep``, ``best_metric`` (a logged metric: a
+  training one such as ``top1_fused``, or ``val_top1_fused`` with
+  ``eval.validate_at_checkpoints``; '' = none), ``best_mode``, ``async_save``.
 * ``init_from``: ``path`` ('' = none), ``kind``, ``step``, ``layout``,
   ``streams`` (see ``jaxact.train.pretrained``).
 * ``eval``: ``checkpoint``, ``batch_size`` (global clips, each with V views),
@@ -171,6 +172,10 @@ def validate(config: Any, *, device_count: int, process_count: int = 1, mode: st
          f"config.eval.checkpoint={which!r}; use 'latest', 'best' or a step number")
   _check(which != "best" or bool(config.checkpoint.best_metric),
          "config.eval.checkpoint='best' needs config.checkpoint.best_metric")
+  _check(not str(config.checkpoint.best_metric).startswith("val_")
+         or config.eval.validate_at_checkpoints,
+         f"config.checkpoint.best_metric={config.checkpoint.best_metric!r} is measured only "
+         "with config.eval.validate_at_checkpoints=True")
   _check(config.checkpoint.best_mode in ("max", "min"),
          f"config.checkpoint.best_mode={config.checkpoint.best_mode!r}; choose 'max' or 'min'")
   _check(config.checkpoint.max_to_keep > 0,

@@ -77,6 +77,7 @@ def test_bad_config_arguments():
     (lambda c: setattr(c.data, "manual_dir", "/no/such/dir"), "manual_dir"),
     (lambda c: setattr(c.init_from, "path", "/no/such/weights.pth"), "init_from.path"),
     (lambda c: setattr(c, "grad_accum_steps", 3), "grad_accum_steps"),
+    (lambda c: setattr(c.eval, "validate_at_checkpoints", False), "validate_at_checkpoints"),
 ])
 def test_validation_messages(change, message):
   _, config = load("demo.py", "smoke")
