@@ -65,3 +65,45 @@ def test_merge_by_name_reports_fresh_and_unused():
   np.testing.assert_array_equal(merged["params"]["a"], [1, 1])
   np.testing.assert_array_equal(merged["params"]["fc"], np.zeros((4, 3)))
   assert fresh == ["params/fc (shape (4, 5) != (4, 3))"] and unused == ["params/old"]
+
+
+def test_real_torch_file_initialises_both_streams_of_a_registry_model(tmp_path):
+  """End to end, no mock: a transformers ResNet saved with torch.save, read
+  by init_from into two_stream_convlstm_tiny (ResNet-tiny backbones); the
+  flow stream's 4-channel conv1 is the cross-modality average."""
+  torch = pytest.importorskip("torch", reason="needs torch (test extra)")
+  transformers = pytest.importorskip("transformers", reason="needs transformers (test extra)")
+  import jaxact.models as models
+  torch.manual_seed(0)
+  # ResNet-tiny: 16-channel stem, bottleneck widths 16…128, one block per stage.
+  net = transformers.ResNetForImageClassification(transformers.ResNetConfig(
+      embedding_size=16, hidden_sizes=[64, 128, 256, 512], depths=[1, 1, 1, 1],
+      layer_type="bottleneck", num_labels=7))
+  path = tmp_path / "resnet_tiny_hf.pth"
+  torch.save(net.state_dict(), path)
+  conv1 = net.state_dict()["resnet.embedder.embedder.convolution.weight"].numpy()  # OIHW
+
+  model = models.create("two_stream_convlstm_tiny", num_classes=3)
+  spec = {"rgb": jax.ShapeDtypeStruct((4, 2, 32, 32, 3), jnp.float32),
+          "flow": jax.ShapeDtypeStruct((4, 2, 32, 32, 4), jnp.float32)}
+  config = fake_run.tiny_config()
+  mesh = mesh_lib.create_mesh()
+  abstract = jax.eval_shape(lambda k: state_lib.init_variables(model, spec, k), jax.random.key(0))
+  tx, _ = optim.create_optimizer(config.optimizer, 10, list(abstract["params"]))
+  state, _ = state_lib.create_train_state(model, tx, spec, mesh, jax.random.key(0))
+  config.init_from.path = str(path)
+  config.init_from.kind = "torch"
+  config.init_from.layout = "hf"
+  new = pretrained.init_state_from(state, tx, config.init_from, mesh, model)
+
+  rgb_kernel = np.asarray(new.params["spatial"]["conv1"]["kernel"])  # HWIO
+  np.testing.assert_allclose(rgb_kernel, conv1.transpose(2, 3, 1, 0), rtol=1e-6)
+  flow_kernel = np.asarray(new.params["temporal"]["conv1"]["kernel"])
+  want = np.repeat(conv1.mean(axis=1, keepdims=True), 4, axis=1).transpose(2, 3, 1, 0)
+  np.testing.assert_allclose(flow_kernel, want, rtol=1e-5, atol=1e-7)
+  # 7 ImageNet-style classes vs 3 here: each stream's fc stays fresh; the
+  # ConvLSTM head is untouched.
+  np.testing.assert_array_equal(new.params["spatial"]["fc"]["kernel"],
+                                state.params["spatial"]["fc"]["kernel"])
+  for a, b in zip(jax.tree.leaves(new.params["convlstm"]), jax.tree.leaves(state.params["convlstm"])):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
