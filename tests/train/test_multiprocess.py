@@ -131,3 +131,46 @@ def test_training_resumes_on_another_device_count(reference, tmp_path):
   shutil.copytree(reference, four)
   _run(_cmd(four, config=config), _env(4))
   np.testing.assert_allclose(losses[31], _losses(four)[31], rtol=1e-5)
+
+
+def test_sigterm_on_one_process_stops_both_at_the_same_saved_step(reference, tmp_path):
+  """Preemption of one host of a 2-process run: both processes agree at the
+  next log step, save that step together and exit 0; rerunning the same
+  command resumes there and reproduces the uninterrupted losses."""
+  import socket
+
+  def launch(extra_env):
+    with socket.socket() as s:  # a free coordinator port for each launch
+      s.bind(("127.0.0.1", 0))
+      port = s.getsockname()[1]
+    return [subprocess.Popen(
+        _cmd(tmp_path, f"--coordinator_address=127.0.0.1:{port}", "--num_processes=2",
+             f"--process_id={i}"),
+        env=_env(2, **extra_env), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        text=True) for i in range(2)]
+
+  procs = launch({"FAKE_BATCH_SLEEP": "0.3"})
+  deadline = time.time() + 240
+  signalled = False
+  while time.time() < deadline and all(p.poll() is None for p in procs):
+    logged = _losses(tmp_path) if (tmp_path / "metrics.jsonl").exists() else {}
+    if logged and max(logged) >= 3:
+      procs[1].send_signal(signal.SIGTERM)
+      signalled = True
+      break
+    time.sleep(0.05)
+  codes = [p.wait(timeout=120) for p in procs]
+  assert signalled, "the run ended before it could be signalled"
+  assert codes == [0, 0], [p.stderr.read()[-2000:] for p in procs]
+  saved = sorted(int(p.name) for p in (tmp_path / "checkpoints").glob("*") if p.name.isdigit())
+  stopped_at = max(_losses(tmp_path))
+  assert saved[-1] == stopped_at < 30  # the step it stopped at was saved
+  assert not (tmp_path / "eval_results.json").exists()  # preempted: no evaluation
+  procs = launch({})
+  codes = [p.wait(timeout=300) for p in procs]
+  assert codes == [0, 0], [p.stderr.read()[-2000:] for p in procs]
+  resumed, uninterrupted = _losses(tmp_path), _losses(reference)
+  assert sorted(resumed) == list(range(1, 31))
+  steps = list(range(stopped_at + 1, 31))
+  np.testing.assert_allclose([resumed[s] for s in steps], [uninterrupted[s] for s in steps],
+                             rtol=1e-5, atol=1e-5)
