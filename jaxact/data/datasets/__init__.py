@@ -112,6 +112,21 @@ def prepared_dir(name: str, data_dir: str | os.PathLike | None,
   return os.path.join(root, versions[-1])
 
 
+def _open_built(name: str, data_dir, config: str):
+  """``(short name, config, path, builder)`` of a built dataset.
+
+  Raises:
+    DatasetNotBuiltError: with the build command, if it is not built.
+  """
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  short = short_name(name)
+  config = config or default_config_name(short)
+  path = prepared_dir(short, data_dir, config)
+  if path is None:
+    raise DatasetNotBuiltError(short, os.fspath(data_dir or ""), config)
+  return short, config, path, tfds.builder_from_directory(path)
+
+
 def load_info(name: str, data_dir: str | os.PathLike | None = None,
               config: str = "") -> DatasetInfo:
   """Class names, split sizes and skipped files of a built dataset.
@@ -124,13 +139,7 @@ def load_info(name: str, data_dir: str | os.PathLike | None = None,
   Raises:
     DatasetNotBuiltError: with the build command, if it is not built.
   """
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-  short = short_name(name)
-  config = config or default_config_name(short)
-  path = prepared_dir(short, data_dir, config)
-  if path is None:
-    raise DatasetNotBuiltError(short, os.fspath(data_dir or ""), config)
-  builder = tfds.builder_from_directory(path)
+  short, config, path, builder = _open_built(name, data_dir, config)
   info = builder.info
   return DatasetInfo(
       name=short, config=config, path=path,
@@ -142,13 +151,7 @@ def load_info(name: str, data_dir: str | os.PathLike | None = None,
 
 def data_source(name: str, split: str, data_dir=None, config: str = ""):
   """Random-access source (``ArrayRecordDataSource``) of a built split."""
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-  short = short_name(name)
-  config = config or default_config_name(short)
-  path = prepared_dir(short, data_dir, config)
-  if path is None:
-    raise DatasetNotBuiltError(short, os.fspath(data_dir or ""), config)
-  builder = tfds.builder_from_directory(path)
+  short, _, _, builder = _open_built(name, data_dir, config)
   if split not in builder.info.splits:
     raise KeyError(f"dataset {short!r} has no split {split!r}; it has "
                    f"{', '.join(sorted(builder.info.splits))}")
