@@ -11,9 +11,13 @@ Expected result (``/tmp/jaxact_demo/eval_results.json``, 72 test clips, 9
 classes, chance = 11%): the spatial (RGB) stream stays low (~20-30% top-1:
 appearance is independent of the class by construction, it can only memorise
 training clips), while the temporal (flow) stream and the fused scores end far
-above it (~75-80% top-1). Measured on the 2-core dev box (shared with other
-jobs), from an empty data_dir: 5 min 29 s in all (dataset build 1 min 45 s,
-200 steps at ~1.3 steps/s); spatial 19.4%, temporal 80.6%, fused 79.2% top-1.
+above it (~72-81% top-1). Measured on the 2-core dev box from an empty
+data_dir: 2 min 20 s in all when the box was otherwise idle (dataset build
+~45 s), spatial 19.4%, temporal 75.0%, fused 72.2% (validation at step 100:
+fused 87.5%); 5 min 29 s when it was shared with other jobs (build 1 min
+45 s), spatial 19.4%, temporal 80.6%, fused 79.2% top-1. The final
+evaluation is of the last checkpoint (``eval.checkpoint='best'`` would pick
+by the test clips themselves, as this demo has no separate validation split).
 
 Variants (``--config configs/demo.py:ARG``):
 
