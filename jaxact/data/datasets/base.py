@@ -273,11 +273,50 @@ class VideoBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     self._use_beam = bool(download_config is not None and (
         download_config.beam_runner or download_config.beam_options))
     super()._download_and_prepare(dl_manager, download_config=download_config)
+    # self.data_dir is TFDS's temporary build directory here.
+    rewrite_uncompressed(self.data_dir)
     self.after_generation()
     self.info.metadata["skipped"] = list(self._skipped)
     self.info.metadata["config"] = dataclasses.asdict(
         self.builder_config, dict_factory=_jsonable_dict)
     print(build_summary(self.info))
+
+
+def rewrite_uncompressed(data_dir) -> int:
+  """Rewrites the ArrayRecord shards in ``data_dir`` without compression.
+
+  TFDS writes ArrayRecord with zstd. The payload here is JPEG, which zstd
+  shrinks by ~3%, while decompressing a whole 150-frame video record to read
+  the few frames a clip samples costs ~24 ms of CPU against ~3.6 ms
+  uncompressed (6.7 MB records, 2-core dev box). Records, order and counts
+  are unchanged. Only local directories are rewritten (others are left as
+  TFDS wrote them: correct, just slower to read).
+
+  Returns:
+    The number of shards rewritten.
+  """
+  from array_record.python import array_record_module as ar  # pylint: disable=g-import-not-at-top
+  directory = os.fspath(data_dir)
+  if not os.path.isdir(directory):
+    return 0
+  count = 0
+  for name in sorted(os.listdir(directory)):
+    if ".array_record-" not in name or name.endswith(".uncompressed"):
+      continue
+    path = os.path.join(directory, name)
+    reader = ar.ArrayRecordReader(path)
+    if "uncompressed" in reader.writer_options_string():
+      reader.close()
+      continue
+    tmp = path + ".uncompressed"
+    writer = ar.ArrayRecordWriter(tmp, "group_size:1,uncompressed")
+    for i in range(reader.num_records()):  # one record at a time: bounded memory
+      writer.write(reader.read([i])[0])
+    writer.close()
+    reader.close()
+    os.replace(tmp, path)
+    count += 1
+  return count
 
 
 @dataclasses.dataclass
