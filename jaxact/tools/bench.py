@@ -31,7 +31,10 @@ from jaxact.train import perf
 
 
 def _time_calls(fn: Callable[[], object], repeats: int) -> float:
-  """Median wall time of ``fn()`` (result blocked on) over ``repeats`` calls."""
+  """Median wall time of ``fn()`` over ``repeats`` calls, after one warm-up.
+
+  A JAX result is blocked on; a PyTorch (CPU) call returns when it is done.
+  """
   jax.block_until_ready(fn())  # compile + warm-up
   times = []
   for _ in range(repeats):
@@ -129,15 +132,6 @@ def bench_torch_resnet101(batch: int, size: int, repeats: int, num_classes: int)
   labels = torch.zeros(batch, dtype=torch.long)
   opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
 
-  def timed(fn):
-    fn()
-    times = []
-    for _ in range(repeats):
-      start = time.perf_counter()
-      fn()
-      times.append(time.perf_counter() - start)
-    return float(np.median(times))
-
   def forward():
     model.eval()
     with torch.no_grad():
@@ -153,7 +147,8 @@ def bench_torch_resnet101(batch: int, size: int, repeats: int, num_classes: int)
   return [{"model": "torch_transformers_resnet101", "what": what, "seconds": round(t, 5),
            "clips_per_s": round(batch / t, 3), "batch": batch, "size": size,
            "threads": torch.get_num_threads()}
-          for what, t in (("forward", timed(forward)), ("train_step", timed(train_step)))]
+          for what, t in (("forward", _time_calls(forward, repeats)),
+                          ("train_step", _time_calls(train_step, repeats)))]
 
 
 def main(argv=None) -> None:
