@@ -374,10 +374,17 @@ def _jsonable_dict(items) -> dict:
 
 
 def build_summary(info: tfds.core.DatasetInfo) -> str:
-  """One-screen summary: classes, clips per split, skipped files."""
+  """One-screen summary: classes, clips per split, official splits (unions
+  of stored partitions, UCF101 / HMDB51 ``all``), skipped files."""
   lines = [f"{info.full_name}: {info.features['label'].num_classes} classes"]
   for name, split in sorted(info.splits.items()):
     lines.append(f"  {name}: {split.num_examples} clips")
+  official = dict(info.metadata.get("official_splits", {}))
+  sizes = dict(info.metadata.get("official_split_sizes", {}))
+  if official:
+    lines.append("  official splits (read them by these names):")
+  for name, spec in official.items():
+    lines.append(f"    {name}: {sizes.get(name, '?')} clips = {spec}")
   skipped = list(info.metadata.get("skipped", []))
   lines.append(f"  skipped: {len(skipped)} video(s)")
   for s in skipped[:20]:
