@@ -58,7 +58,7 @@ def test_ucf101_build(ucf_download, tmp_path, fake_flow):
 
 
 def test_hmdb51_build(hmdb_download, tmp_path, fake_flow):
-  info = build.ensure_built("hmdb51", tmp_path, hmdb_download,
+  info = build.ensure_built("hmdb51", tmp_path, hmdb_download, config="split1",
                             flow_fn=fake_flow, short_side=24)
   assert info.class_names == ("brush_hair", "cartwheel")
   # Per class: usage 1,1,2,0 → 2 train, 1 test, 1 unused.

@@ -8,6 +8,9 @@ does, lazily.
 
 * :func:`load_info` reads class names, split sizes and skipped files from a
   built dataset's metadata without rebuilding (and without the builder code);
+* :func:`data_source` opens a split for random access; for UCF101 / HMDB51's
+  ``all`` config it also takes the official split names ``train1`` ...
+  ``test3``, unions of the stored partitions (``official_splits.py``);
 * :class:`DatasetNotBuiltError` says which command builds a missing dataset.
 """
 
@@ -19,6 +22,7 @@ import os
 import shlex
 
 from jaxact.data.config import DATASET_NAMES
+from jaxact.data.datasets import official_splits
 
 _MODULES = {
     "ucf101": ("ucf101", "JaxactUcf101"),
@@ -56,7 +60,9 @@ class DatasetInfo:
     config: builder config name.
     path: folder of the prepared dataset.
     class_names: names in label order.
-    split_sizes: ``{split: num_examples}``.
+    split_sizes: ``{split: num_examples}``: the stored TFDS splits and, for
+      a config with official splits (UCF101 / HMDB51 ``all``), ``train1``
+      ... ``test3`` too.
     skipped: ``[{'split', 'path', 'reason'}]`` videos left out of the build.
   """
   name: str
@@ -127,6 +133,11 @@ def _open_built(name: str, data_dir, config: str):
   return short, config, path, tfds.builder_from_directory(path)
 
 
+def _official_splits(builder) -> dict[str, str]:
+  """``{'train1': 'p_tet+p_tte+p_ttt', ...}``; empty without official splits."""
+  return dict((builder.info.metadata or {}).get("official_splits", {}))
+
+
 def load_info(name: str, data_dir: str | os.PathLike | None = None,
               config: str = "") -> DatasetInfo:
   """Class names, split sizes and skipped files of a built dataset.
@@ -141,18 +152,38 @@ def load_info(name: str, data_dir: str | os.PathLike | None = None,
   """
   short, config, path, builder = _open_built(name, data_dir, config)
   info = builder.info
+  sizes = {k: v.num_examples for k, v in info.splits.items()}
+  sizes.update(official_splits.official_split_sizes(
+      _official_splits(builder), sizes))
   return DatasetInfo(
       name=short, config=config, path=path,
       class_names=tuple(info.features["label"].names),
-      split_sizes={k: v.num_examples for k, v in info.splits.items()},
+      split_sizes=sizes,
       skipped=tuple(dict(s) for s in (info.metadata or {}).get("skipped", [])),
   )
 
 
 def data_source(name: str, split: str, data_dir=None, config: str = ""):
-  """Random-access source (``ArrayRecordDataSource``) of a built split."""
-  short, _, _, builder = _open_built(name, data_dir, config)
+  """Random-access source (``ArrayRecordDataSource``) of a built split.
+
+  Args:
+    name: short or registered dataset name.
+    split: a stored TFDS split (``'train'``, ``'p_ett'``) or, for a config
+      with official splits, ``'train1'`` ... ``'test3'`` (the union of its
+      partitions).
+    data_dir: TFDS data dir ('' / None: TFDS default).
+    config: builder config ('' : the builder's default).
+
+  Raises:
+    DatasetNotBuiltError: with the build command, if it is not built.
+    KeyError: an unknown split (the message lists the known ones).
+  """
+  short, config, _, builder = _open_built(name, data_dir, config)
+  official = _official_splits(builder)
+  if split in official:
+    return builder.as_data_source(split=official[split])
   if split not in builder.info.splits:
-    raise KeyError(f"dataset {short!r} has no split {split!r}; it has "
-                   f"{', '.join(sorted(builder.info.splits))}")
+    known = sorted(set(builder.info.splits) | set(official))
+    raise KeyError(f"dataset {short!r}/{config} has no split {split!r}; it "
+                   f"has {', '.join(known)}")
   return builder.as_data_source(split=split)

@@ -8,8 +8,22 @@ archives extracted, and ``test_train_splits.rar``)::
 
 (the class folders may also sit one level down, e.g. ``hmdb51_org/<class>``).
 In the split files 1 = train, 2 = test, 0 = not used. Class names are the
-split files' class parts, sorted. Configs ``split1``–``split3``; TFDS splits
-``train`` and ``test``.
+split files' class parts, sorted.
+
+Configs:
+
+* ``all`` (the default): every video used by some split stored once (TV-L1
+  computed once) for the three official splits. The TFDS splits are
+  partitions of the videos by their role (t train, e test, u unused) in
+  splits 1, 2, 3, e.g. ``p_teu`` (up to 26 of them); videos unused in all
+  three are not stored. The official splits ``train1`` ... ``test3`` are
+  unions of partitions (``info.metadata['official_splits']``), read by name
+  through ``jaxact.data.datasets.data_source`` (see ``official_splits.py``)::
+
+    python -m jaxact.data.build hmdb51 --manual_dir /data/hmdb51
+
+* ``split1``–``split3``: one official split each, as plain TFDS splits
+  ``train`` and ``test``.
 """
 
 from __future__ import annotations
@@ -20,6 +34,7 @@ import re
 import tensorflow_datasets as tfds
 
 from jaxact.data.datasets import base
+from jaxact.data.datasets import official_splits
 from jaxact.data.datasets.ucf101 import find_dir, read_lines
 
 SPLIT_DIR = "testTrainMulti_7030_splits"
@@ -59,12 +74,37 @@ def _video_root(root: str, some_class: str) -> str:
                           f"jaxact/data/datasets/hmdb51.py)")
 
 
+def official_roles(files: dict[str, dict[int, str]]
+                   ) -> list[tuple[str, int, tuple[str | None, ...]]]:
+  """Every video of the split files with its role in splits 1, 2, 3.
+
+  Args:
+    files: :func:`split_files`.
+
+  Returns:
+    ``[('<class>/<video>', label, roles)]`` (classes sorted, videos in file
+    order); ``roles[i]`` is ``'train'``, ``'test'`` or None (code 0, or not
+    listed in split i + 1).
+  """
+  out = []
+  for label, cls in enumerate(sorted(files)):
+    roles: dict[str, list] = {}
+    for n in (1, 2, 3):
+      if n not in files[cls]:
+        raise FileNotFoundError(f"{cls}: no split file for split {n}")
+      for video, usage in parse_split_file(files[cls][n]):
+        roles.setdefault(video, [None] * 3)[n - 1] = usage
+    out += [(f"{cls}/{video}", label, tuple(r)) for video, r in roles.items()]
+  return out
+
+
 class JaxactHmdb51(base.VideoBuilder):
-  """HMDB51, official splits 1–3, RGB JPEG + TV-L1 flow."""
+  """HMDB51, official splits 1–3 (stored once: ``all``), RGB JPEG + TV-L1 flow."""
 
   VERSION = tfds.core.Version("1.0.0")
-  BUILDER_CONFIGS = [base.VideoConfig(name=f"split{i}", split=i)
-                     for i in (1, 2, 3)]
+  # ``split=0``: all three official splits, stored as role partitions.
+  BUILDER_CONFIGS = [base.VideoConfig(name="all", split=0)] + [
+      base.VideoConfig(name=f"split{i}", split=i) for i in (1, 2, 3)]
   MANUAL_DOWNLOAD_INSTRUCTIONS = __doc__
 
   def class_names(self) -> list[str]:
@@ -76,6 +116,10 @@ class JaxactHmdb51(base.VideoBuilder):
     names = sorted(files)
     videos = _video_root(root, names[0])
     n = self.builder_config.split
+    if n == 0:
+      return official_splits.partition_generators(self, [
+          (rel, os.path.join(videos, rel), label, roles)
+          for rel, label, roles in official_roles(files)])
     items = {"train": [], "test": []}
     for label, cls in enumerate(names):
       if n not in files[cls]:
@@ -86,3 +130,6 @@ class JaxactHmdb51(base.VideoBuilder):
           items[usage].append((rel, os.path.join(videos, rel), label))
     return {split: self._generate_examples(v, split)
             for split, v in items.items()}
+
+  def after_generation(self) -> None:
+    official_splits.record_sizes(self.info)

@@ -10,9 +10,23 @@ Layout expected in ``manual_dir`` (the two official archives, extracted)::
 Lines end in CRLF. Test lists carry no label: it comes from the folder. The
 lists spell ``HandStandPushups`` where the folders/files say
 ``HandstandPushups`` (or the other way round depending on the copy): paths and
-class names are matched case-insensitively. Configs ``split1``–``split3`` are
-the three official splits, each with TFDS splits ``train`` and ``test``
-(split 1: 9,537 / 3,783).
+class names are matched case-insensitively.
+
+Configs:
+
+* ``all`` (the default): every video stored once, its TV-L1 flow computed
+  once, for the three official splits. The TFDS splits are partitions of the
+  videos by their role (t train, e test) in splits 1, 2, 3: ``p_ett``,
+  ``p_tet``, ``p_tte``, ``p_ttt``. The official splits ``train1`` ...
+  ``test3`` are unions of them (``train1`` = ``p_tet+p_tte+p_ttt``, ``test1`` =
+  ``p_ett``; 9,537 / 3,783 for split 1), kept in
+  ``info.metadata['official_splits']`` and read by name through
+  ``jaxact.data.datasets.data_source`` (see ``official_splits.py``)::
+
+    python -m jaxact.data.build ucf101 --manual_dir /data/UCF101
+
+* ``split1``–``split3``: one official split each, as plain TFDS splits
+  ``train`` and ``test`` (every config stores all its videos again).
 """
 
 from __future__ import annotations
@@ -22,6 +36,7 @@ import os
 import tensorflow_datasets as tfds
 
 from jaxact.data.datasets import base
+from jaxact.data.datasets import official_splits
 
 LIST_DIR = "ucfTrainTestlist"
 VIDEO_DIR = "UCF-101"
@@ -103,12 +118,40 @@ def find_dir(root: str, name: str) -> str:
                           f"layout, see jaxact/data/datasets/ucf101.py)")
 
 
+def official_roles(lists: str, class_names: list[str]
+                   ) -> list[tuple[str, int, tuple[str | None, ...]]]:
+  """Every video of the three official splits with its role in each.
+
+  Args:
+    lists: the ``ucfTrainTestlist`` folder.
+    class_names: from ``classInd.txt``.
+
+  Returns:
+    ``[(relative path, label, roles)]`` in first-listed order; ``roles[i]``
+    is ``'train'``, ``'test'`` or None (not in split i + 1's lists). Paths
+    are matched case-insensitively across lists (the first spelling is kept).
+  """
+  videos: dict[str, tuple[str, int, list]] = {}
+  for n in (1, 2, 3):
+    for role, fname in (("train", f"trainlist0{n}.txt"),
+                        ("test", f"testlist0{n}.txt")):
+      for rel, label in parse_split_list(os.path.join(lists, fname),
+                                         class_names):
+        _, _, roles = videos.setdefault(rel.lower(), (rel, label, [None] * 3))
+        if roles[n - 1] is not None:
+          raise ValueError(f"{rel} is listed twice in split {n} "
+                           f"({roles[n - 1]} and {role})")
+        roles[n - 1] = role
+  return [(rel, label, tuple(roles)) for rel, label, roles in videos.values()]
+
+
 class JaxactUcf101(base.VideoBuilder):
-  """UCF101, official splits 1–3, RGB JPEG + TV-L1 flow."""
+  """UCF101, official splits 1–3 (stored once: ``all``), RGB JPEG + TV-L1 flow."""
 
   VERSION = tfds.core.Version("1.0.0")
-  BUILDER_CONFIGS = [base.VideoConfig(name=f"split{i}", split=i)
-                     for i in (1, 2, 3)]
+  # ``split=0``: all three official splits, stored as role partitions.
+  BUILDER_CONFIGS = [base.VideoConfig(name="all", split=0)] + [
+      base.VideoConfig(name=f"split{i}", split=i) for i in (1, 2, 3)]
   MANUAL_DOWNLOAD_INSTRUCTIONS = __doc__
 
   def class_names(self) -> list[str]:
@@ -121,6 +164,10 @@ class JaxactUcf101(base.VideoBuilder):
     names = parse_class_ind(os.path.join(lists, "classInd.txt"))
     videos = CaseInsensitiveIndex(find_dir(root, VIDEO_DIR))
     n = self.builder_config.split
+    if n == 0:
+      return official_splits.partition_generators(self, [
+          (rel, videos.resolve(rel), label, roles)
+          for rel, label, roles in official_roles(lists, names)])
     out = {}
     for split, fname in (("train", f"trainlist0{n}.txt"),
                          ("test", f"testlist0{n}.txt")):
@@ -128,3 +175,6 @@ class JaxactUcf101(base.VideoBuilder):
                parse_split_list(os.path.join(lists, fname), names)]
       out[split] = self._generate_examples(items, split)
     return out
+
+  def after_generation(self) -> None:
+    official_splits.record_sizes(self.info)
