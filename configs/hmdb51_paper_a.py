@@ -6,8 +6,11 @@ Command (run once per split; then average with jaxact.tools.average_splits)::
       --config.data.data_dir=/data/tfds --config.init_from.path=/weights/cotnet101.pth
   python -m jaxact.tools.average_splits runs/hmdb51_a_s1 runs/hmdb51_a_s2 runs/hmdb51_a_s3
 
-Data: ``python -m jaxact.data.build hmdb51 --manual_dir /data/hmdb51 --config split1``
-(6,766 clips, 51 classes (70/30 per class and split)).
+Data: ``python -m jaxact.data.build hmdb51 --manual_dir /data/hmdb51 --data_dir /data/tfds``,
+once for the three splits (builder config ``all``: every video and its TV-L1 flow
+stored once; 6,766 videos, 51 classes, those unused by all three splits left
+out). ``split=N`` trains on ``trainN`` and evaluates on ``testN`` (70/30 per
+class: 3,570 / 1,530).
 Hardware: one H100 / A100 (or a TPU v4-8); bfloat16 compute.
 Expected time: ~1 h per split on one H100 (500 iterations of 64 clips,
 3 time steps × (1 RGB frame + 10 flows) per clip, plus 3-crop testing).

@@ -10,8 +10,11 @@ Two stages per split (stage 2 starts from stage 1's run)::
       --config.init_from.path=runs/hmdb51_b_s1_stage1
   python -m jaxact.tools.average_splits runs/hmdb51_b_s1 runs/hmdb51_b_s2 runs/hmdb51_b_s3
 
-Data: ``python -m jaxact.data.build hmdb51 --manual_dir /data/hmdb51 --config split1``
-(6,766 clips, 51 classes (70/30 per class and split)).
+Data: ``python -m jaxact.data.build hmdb51 --manual_dir /data/hmdb51 --data_dir /data/tfds``,
+once for the three splits (builder config ``all``: every video and its TV-L1 flow
+stored once; 6,766 videos, 51 classes, those unused by all three splits left
+out). ``split=N`` trains on ``trainN`` and evaluates on ``testN`` (70/30 per
+class: 3,570 / 1,530).
 Hardware: one H100 / A100 (stage 2: 25 frames × two ResNet-101 per clip,
 frozen, bfloat16; batch 16). Expected time: stage 1 ~3 h, stage 2 ~6 h per
 split on one H100.

@@ -6,8 +6,10 @@ Command (run once per split; then average with jaxact.tools.average_splits)::
       --config.data.data_dir=/data/tfds --config.init_from.path=/weights/cotnet101.pth
   python -m jaxact.tools.average_splits runs/ucf101_a_s1 runs/ucf101_a_s2 runs/ucf101_a_s3
 
-Data: ``python -m jaxact.data.build ucf101 --manual_dir /data/ucf101 --config split1``
-(13,320 clips, 101 classes; split 1: 9,537 train / 3,783 test).
+Data: ``python -m jaxact.data.build ucf101 --manual_dir /data/ucf101 --data_dir /data/tfds``,
+once for the three splits (builder config ``all``: every video and its TV-L1 flow
+stored once; 13,320 clips, 101 classes). ``split=N`` trains on ``trainN`` and
+evaluates on ``testN`` (split 1: 9,537 / 3,783).
 Hardware: one H100 / A100 (or a TPU v4-8); bfloat16 compute.
 Expected time: ~1 h per split on one H100 (500 iterations of 64 clips,
 3 time steps × (1 RGB frame + 10 flows) per clip, plus 3-crop testing).

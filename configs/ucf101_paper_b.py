@@ -10,8 +10,10 @@ Two stages per split (stage 2 starts from stage 1's run)::
       --config.init_from.path=runs/ucf101_b_s1_stage1
   python -m jaxact.tools.average_splits runs/ucf101_b_s1 runs/ucf101_b_s2 runs/ucf101_b_s3
 
-Data: ``python -m jaxact.data.build ucf101 --manual_dir /data/ucf101 --config split1``
-(13,320 clips, 101 classes; split 1: 9,537 train / 3,783 test).
+Data: ``python -m jaxact.data.build ucf101 --manual_dir /data/ucf101 --data_dir /data/tfds``,
+once for the three splits (builder config ``all``: every video and its TV-L1 flow
+stored once; 13,320 clips, 101 classes). ``split=N`` trains on ``trainN`` and
+evaluates on ``testN`` (split 1: 9,537 / 3,783).
 Hardware: one H100 / A100 (stage 2: 25 frames × two ResNet-101 per clip,
 frozen, bfloat16; batch 16). Expected time: stage 1 ~3 h, stage 2 ~6 h per
 split on one H100.

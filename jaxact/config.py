@@ -117,7 +117,8 @@ def validate(config: Any, *, device_count: int, process_count: int = 1, mode: st
     device_count: devices over all processes (``jax.device_count()``).
     process_count: number of processes.
     mode: ``'train'`` or ``'eval'``.
-    check_dataset: also check that the dataset is built (or will be).
+    check_dataset: also check that the dataset is built (or will be) and has
+      ``data.eval_split`` (and, to train, ``data.train_split``).
 
   Raises:
     ConfigError: unknown or missing keys, impossible sizes, unknown names,
@@ -193,8 +194,12 @@ def validate(config: Any, *, device_count: int, process_count: int = 1, mode: st
            f"config.data.{key}={value!r} is not a directory")
   if check_dataset and not config.build_dataset:
     from jaxact.data import datasets
-    datasets.load_info(config.data.name, config.data.data_dir or None,
-                       config=config.data.builder_config)
+    info = datasets.load_info(config.data.name, config.data.data_dir or None,
+                              config=config.data.builder_config)
+    for key in ("train_split", "eval_split") if mode == "train" else ("eval_split",):
+      _check(config.data[key] in info.split_sizes,
+             f"config.data.{key}={config.data[key]!r} is not a split of "
+             f"{info.name}/{info.config}; it has {', '.join(sorted(info.split_sizes))}")
 
 
 def parse_config_arg(arg: str | None, **defaults: Any) -> dict[str, Any]:
@@ -224,14 +229,27 @@ def parse_config_arg(arg: str | None, **defaults: Any) -> dict[str, Any]:
 
 # Paper presets shared by the configs/ files (which document and vary them).
 
+def official_split(c, split: int) -> None:
+  """Train and evaluate on official split ``split`` of UCF101 / HMDB51.
+
+  The builder config ``all`` stores every video once for the three splits;
+  ``train{split}`` / ``test{split}`` are unions of its stored partitions
+  (``jaxact.data.datasets.official_splits``).
+  """
+  if split not in (1, 2, 3):
+    raise ConfigError(f"split={split}: the official splits are 1, 2 and 3")
+  c.data.builder_config = "all"
+  c.data.train_split = f"train{split}"
+  c.data.eval_split = f"test{split}"
+
+
 def paper_a_config(dataset: str, split: int = 0, smoke: bool = False):
   """Paper A's settings for ``dataset`` (``kinetics400``; ``ucf101`` / ``hmdb51``
-  with ``split`` 1, 2 or 3)."""
-  if dataset != "kinetics400" and split not in (1, 2, 3):
-    raise ConfigError(f"split={split}: the official splits are 1, 2 and 3")
+  with ``split`` 1, 2 or 3: builder config ``all``, ``train{split}`` /
+  ``test{split}``)."""
   c = get_base_config()
-  if split:
-    c.data.builder_config = f"split{split}"
+  if dataset != "kinetics400":
+    official_split(c, split)
   c.model.name = "two_stream_lstm"
   c.model.overrides.backbone = "cotnet101"
   c.model.overrides.fusion = "concat"
@@ -277,6 +295,9 @@ def paper_a_config(dataset: str, split: int = 0, smoke: bool = False):
 def paper_b_config(dataset: str, split: int, stage: int, smoke: bool = False):
   """Paper B's settings for ``dataset`` split ``split`` and training ``stage``.
 
+  Data: builder config ``all`` (every video stored once), ``train{split}`` /
+  ``test{split}``.
+
   Stage 1 fine-tunes each ResNet-101 stream alone (loss on each stream's own
   classifier; SGD 0.9, weight decay 1e-4, spatial lr 5e-6, temporal lr 1000×
   larger). Stage 2 starts from stage 1's run (``init_from.path``), freezes
@@ -285,9 +306,8 @@ def paper_b_config(dataset: str, split: int, stage: int, smoke: bool = False):
   """
   if stage not in (1, 2):
     raise ConfigError(f"stage={stage}: paper B has stages 1 and 2")
-  if split not in (1, 2, 3):
-    raise ConfigError(f"split={split}: the official splits are 1, 2 and 3")
   c = get_base_config()
+  official_split(c, split)
   c.model.name = "two_stream_convlstm"
   c.model.overrides.backbone = "resnet101"
   c.model.overrides.fusion = "sum"
@@ -297,7 +317,6 @@ def paper_b_config(dataset: str, split: int, stage: int, smoke: bool = False):
   c.model.overrides.convlstm_kernel = 3
 
   c.data.name = dataset
-  c.data.builder_config = f"split{split}"
   c.data.sampling = "uniform"
   c.data.flow_length = 10
   c.data.resize_short = 256

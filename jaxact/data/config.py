@@ -43,9 +43,11 @@ def get_data_config() -> ml_collections.ConfigDict:
   # Dataset: a short name (keys of DATASET_NAMES); '' data_dir = TFDS default
   # (~/tensorflow_datasets); manual_dir holds the official download.
   c.name = "synthetic_motion"
-  c.builder_config = ""  # '' = the builder's default (e.g. ucf101 'split1').
+  c.builder_config = ""  # '' = the builder's default (ucf101 / hmdb51: 'all').
   c.data_dir = ""
   c.manual_dir = ""
+  # TFDS split names; ucf101 / hmdb51 'all' also take 'train1' ... 'test3'
+  # (the official splits, see jaxact/data/datasets/official_splits.py).
   c.train_split = "train"
   c.eval_split = "test"
 
