@@ -23,12 +23,13 @@ restore the Grain iterator position exactly (JSON bytes).
 from __future__ import annotations
 
 import json
+import logging
 import math
 
 import grain
 import numpy as np
 
-from jaxact.data import allocator, datasets, sampling, transforms
+from jaxact.data import allocator, datasets, record_index, sampling, transforms
 from jaxact.data.datasets.base import decode_jpeg
 
 
@@ -67,14 +68,17 @@ def decode_clip(example: dict, rgb_idx: np.ndarray, flow_idx: np.ndarray
 
 
 class LazyRecords:
-  """Random access to stored examples that parses them lazily.
+  """Random access to stored examples that reads only the sampled images.
 
-  TFDS's own decoding turns every stored frame of a video into a Python
-  ``bytes`` (hundreds per record); here the record is parsed with protobuf's
-  C implementation and only the frames a clip samples are materialised.
-  Falls back to the TFDS source's decoding when its raw records are not
-  reachable. The first read in a process keeps multi-megabyte buffers on
-  the heap (:mod:`jaxact.data.allocator`): 4–5x less CPU per record read.
+  With the shard indexes every jaxact build writes
+  (:mod:`jaxact.data.record_index`), an example's images are read one byte
+  range each, when a clip asks for them. Without a valid index (a dataset
+  built before indexes existed, or a changed shard) each read returns the
+  whole record, parsed with protobuf's C implementation, materialising only
+  the frames a clip samples (TFDS's own decoding would turn all of them into
+  Python ``bytes``); the first such read in a process keeps multi-megabyte
+  buffers on the heap (:mod:`jaxact.data.allocator`, 4–5x less CPU per
+  record). Sources without raw records fall back to TFDS's decoding.
 
   Args:
     source: a TFDS ``ArrayRecordDataSource`` of a jaxact video dataset.
@@ -85,11 +89,22 @@ class LazyRecords:
   def __init__(self, source):
     self._source = source
     self._raw = getattr(source, "data_source", None)
+    self._indexed = None
+    if self._raw is not None:
+      self._indexed = record_index.IndexedSource.open(source)
+      if self._indexed is None:
+        logging.warning(
+            "%s/%s has no (valid) frame index: clips read whole videos. "
+            "Index it once with: python -m jaxact.data.record_index "
+            "<prepared dataset folder>", source.dataset_info.full_name,
+            source.split)
 
   def __len__(self) -> int:
     return len(self._source)
 
   def __getitem__(self, index: int) -> dict:
+    if self._indexed is not None:  # byte-range reads of sampled images
+      return self._indexed[index]
     allocator.keep_large_buffers_on_heap()  # once per (worker) process
     if self._raw is None:
       return self._source[index]

@@ -125,7 +125,8 @@ def read_folder_clip(folder: str, num_frames: int, cfg, rng,
 
 
 def read_tfds_clip(source, index: int, cfg, rng, augment: bool = True):
-  """jaxact: one ArrayRecord read, JPEG decode of the sampled frames only."""
+  """jaxact (``source`` is what ``create_loader`` reads): one byte-range read
+  and JPEG decode per sampled image."""
   from jaxact.data import pipeline, sampling, transforms  # pylint: disable=g-import-not-at-top
   example = source[index]
   rgb_idx, flow_idx = sampling.sample_clip(
@@ -179,11 +180,15 @@ def main(argv):
                                        _SIDE.value)
     print(f"built {len(source)} videos × {_FRAMES.value} frames at "
           f"{_SIDE.value}² in {time.perf_counter() - t0:.0f} s ({workdir})")
-    rec_bytes = sum(os.path.getsize(os.path.join(info.path, f))
-                    for f in os.listdir(info.path) if ".array_record" in f)
+    from jaxact.data import record_index  # pylint: disable=g-import-not-at-top
+    index_bytes = _allocated(os.path.join(info.path, record_index.INDEX_FOLDER))
+    rec_bytes = index_bytes + sum(
+        os.path.getsize(os.path.join(info.path, f))
+        for f in os.listdir(info.path) if ".array_record-" in f)
     folder_bytes = _allocated(folders)
     n = len(source)
-    print(f"bytes per video: ArrayRecord {rec_bytes / n / 1e6:.2f} MB, "
+    print(f"bytes per video: ArrayRecord + frame index {rec_bytes / n / 1e6:.2f}"
+          f" MB (index {index_bytes / n / 1e3:.1f} kB), "
           f"folders {folder_bytes / n / 1e6:.2f} MB allocated "
           f"({rec_bytes / folder_bytes:.2f}x), "
           f"{3 * _FRAMES.value - 2} files per video in folders")

@@ -275,6 +275,8 @@ class VideoBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     super()._download_and_prepare(dl_manager, download_config=download_config)
     # self.data_dir is TFDS's temporary build directory here.
     rewrite_uncompressed(self.data_dir)
+    from jaxact.data import record_index  # pylint: disable=g-import-not-at-top
+    record_index.index_dataset(self.data_dir)  # byte-range reads of frames
     self.after_generation()
     self.info.metadata["skipped"] = list(self._skipped)
     self.info.metadata["config"] = dataclasses.asdict(
@@ -301,9 +303,10 @@ def rewrite_uncompressed(data_dir) -> int:
     return 0
   count = 0
   for name in sorted(os.listdir(directory)):
-    if ".array_record-" not in name or name.endswith(".uncompressed"):
-      continue
     path = os.path.join(directory, name)
+    if (".array_record-" not in name or name.endswith(".uncompressed")
+        or not os.path.isfile(path)):
+      continue
     reader = ar.ArrayRecordReader(path)
     if "uncompressed" in reader.writer_options_string():
       reader.close()
