@@ -194,6 +194,8 @@ def write_index(shard: str) -> bool:
   """
   from array_record.python import array_record_module as ar  # pylint: disable=g-import-not-at-top
   from tensorflow_datasets.proto import tf_example_pb2  # pylint: disable=g-import-not-at-top
+  from jaxact.data import allocator  # pylint: disable=g-import-not-at-top
+  allocator.keep_large_buffers_on_heap()  # whole records are read here
   shard = os.fspath(shard)
   reader = ar.ArrayRecordReader(shard, "readahead_buffer_size:0")
   try:
@@ -252,8 +254,14 @@ def _remove(folder: str) -> None:
   os.rmdir(folder)
 
 
-def index_dataset(data_dir) -> int:
+def index_dataset(data_dir, workers: int | None = None) -> int:
   """Indexes every ArrayRecord shard in a prepared dataset folder.
+
+  Args:
+    data_dir: the folder holding the shards and ``dataset_info.json``.
+    workers: processes indexing shards in parallel (default: one per CPU,
+      used from 4 shards on; each shard is read once, ~200 MB/s per process
+      on the dev box).
 
   Returns:
     The number of shards indexed.
@@ -261,12 +269,19 @@ def index_dataset(data_dir) -> int:
   directory = os.fspath(data_dir)
   if not os.path.isdir(directory):
     return 0
-  count = 0
-  for name in sorted(os.listdir(directory)):
-    path = os.path.join(directory, name)
-    if ".array_record-" in name and os.path.isfile(path):
-      count += write_index(path)
-  return count
+  shards = [os.path.join(directory, name)
+            for name in sorted(os.listdir(directory))
+            if ".array_record-" in name
+            and os.path.isfile(os.path.join(directory, name))]
+  workers = min(len(shards), workers or os.cpu_count() or 1)
+  if workers < 2 or len(shards) < 4:
+    return sum(write_index(s) for s in shards)
+  import concurrent.futures  # pylint: disable=g-import-not-at-top
+  import multiprocessing  # pylint: disable=g-import-not-at-top
+  # spawn: the caller may hold JAX threads (TV-L1), which fork would copy.
+  with concurrent.futures.ProcessPoolExecutor(
+      workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+    return sum(pool.map(write_index, shards))
 
 
 # --- reading ----------------------------------------------------------------

@@ -170,3 +170,18 @@ def test_shard_index_pickles_for_worker_processes(built):
   clone = pickle.loads(pickle.dumps(shard))
   assert clone.example(2)["flow_y"][3] == ref
   assert clone.example(2)["flow_y"][-1] == shard.example(2)["flow_y"][5]
+
+
+def test_parallel_indexing_equals_serial(built, tmp_path):
+  info, _ = built
+  shard = _shard(info)
+  folder = tmp_path / "ds"
+  folder.mkdir()
+  for k in range(4):  # four copies of the shard: the parallel path
+    shutil.copy(shard, folder / f"x-train.array_record-0000{k}-of-00004")
+  assert record_index.index_dataset(folder, workers=2) == 4
+  serial = np.load(os.path.join(record_index.index_dir(shard), "images.npy"))
+  for k in range(4):
+    got = np.load(os.path.join(record_index.index_dir(
+        str(folder / f"x-train.array_record-0000{k}-of-00004")), "images.npy"))
+    np.testing.assert_array_equal(got, serial)
