@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 
 import grain
 import numpy as np
@@ -93,11 +94,15 @@ class LazyRecords:
     if self._raw is not None:
       self._indexed = record_index.IndexedSource.open(source)
       if self._indexed is None:
-        logging.warning(
-            "%s/%s has no (valid) frame index: clips read whole videos. "
-            "Index it once with: python -m jaxact.data.record_index "
-            "<prepared dataset folder>", source.dataset_info.full_name,
-            source.split)
+        where = os.fspath(source.dataset_info.data_dir)
+        if "://" in where:
+          logging.warning("%s is not a local path: clips read whole videos "
+                          "(byte-range reads need a local or FUSE-mounted "
+                          "file system)", where)
+        else:
+          logging.warning("%s has no (valid) frame index: clips read whole "
+                          "videos. Index it once with: python -m "
+                          "jaxact.data.record_index %s", where, where)
 
   def __len__(self) -> int:
     return len(self._source)
