@@ -7,9 +7,11 @@ Examples::
   python -m jaxact.data.build video_folder --manual_dir ~/my_videos \
       --set short_side=128
 
-The same builders work with TFDS's CLI::
+The same builders work with TFDS's CLI (``tfds build`` needs TensorFlow;
+``jaxact-tfds build`` takes the same flags without it, see
+``jaxact.data.tfds_cli``)::
 
-  tfds build jaxact_synthetic_motion --imports jaxact.data.datasets.synthetic_motion
+  jaxact-tfds build jaxact_synthetic_motion --imports jaxact.data.datasets.registered
 
 and from Python with :func:`ensure_built` / :func:`make_builder`.
 """

@@ -6,7 +6,7 @@ docs/tfds_build.md)::
 
   tfds build jaxact_ucf101 --imports jaxact.data.datasets.registered \
       --manual_dir ~/UCF101 --data_dir ~/tensorflow_datasets \
-      --file_format array_record --config all
+      --config all
 
 Without TensorFlow it cannot start: tensorflow-datasets 4.9.10's ``tfds``
 script imports every command at start-up, and
@@ -18,12 +18,12 @@ mlcroissant even for ``build``. This module runs TFDS's own ``build`` command
 
   jaxact-tfds build jaxact_ucf101 --imports jaxact.data.datasets.registered \
       --manual_dir ~/UCF101 --data_dir ~/tensorflow_datasets \
-      --file_format array_record --config all
+      --config all
 
-(``python -m jaxact.data.tfds_cli build ...`` is the same command.) As with
-``tfds build``: pass ``--file_format array_record`` (TFDS's default is
-tfrecord, which jaxact's random-access reader cannot read), and pass
-``--config`` (without it TFDS builds every config of the dataset). Custom
+(``python -m jaxact.data.tfds_cli build ...`` is the same command.) With
+either, jaxact's builders write ArrayRecord unless ``--file_format`` says
+otherwise (TFDS's default, tfrecord, has no random access, so jaxact cannot
+read it); pass ``--config`` (without it TFDS builds every config). Custom
 configs are JSON, e.g. ``--config '{"name": "small", "short_side": 128}'``;
 unnamed fields take the config class's defaults, not those of a named config.
 """

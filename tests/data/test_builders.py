@@ -186,7 +186,7 @@ def test_tfds_build_command_with_default_jax_tvl1(tmp_path):
   cmd = [sys.executable, "-m", "jaxact.data.tfds_cli", "build",
          "jaxact_video_folder", "--imports", "jaxact.data.datasets.registered",
          "--manual_dir", str(tmp_path / "videos"),
-         "--data_dir", str(tmp_path / "data"), "--file_format", "array_record",
+         "--data_dir", str(tmp_path / "data"),  # ArrayRecord by default
          "--config", '{"name": "tiny", "short_side": 24, "flow_preset": '
          '"fast", "flow_batch": 4}']
   subprocess.run(cmd, check=True, capture_output=True, timeout=600)
@@ -287,3 +287,23 @@ def test_synthetic_motion_default_build(tmp_path):
   assert info.split_sizes == {"train": 288, "test": 72}
   motion, appearance = _motion_vs_appearance(tmp_path, info.config, 64)
   assert motion > 0.8 and appearance < 0.3, (motion, appearance)
+
+
+def test_builders_default_to_array_record_and_tfrecord_is_refused(tmp_path,
+                                                                  fake_flow):
+  import json
+  from jaxact.data.datasets.synthetic_motion import JaxactSyntheticMotion
+  assert JaxactSyntheticMotion(data_dir=tmp_path).info.file_format.value == (
+      "array_record")
+  info = build.ensure_built("synthetic_motion", tmp_path, flow_fn=fake_flow,
+                            clips=9, size=16, frames=3, short_side=16)
+  # What a tfrecord build (it needs TensorFlow to write) records.
+  path = os.path.join(info.path, "dataset_info.json")
+  with open(path) as f:
+    meta = json.load(f)
+  assert meta["fileFormat"] == "array_record"
+  meta["fileFormat"] = "tfrecord"
+  with open(path, "w") as f:
+    json.dump(meta, f)
+  with pytest.raises(ValueError, match="built as tfrecord.*--file_format"):
+    datasets.data_source("synthetic_motion", "train", tmp_path, info.config)

@@ -177,8 +177,16 @@ def data_source(name: str, split: str, data_dir=None, config: str = ""):
   Raises:
     DatasetNotBuiltError: with the build command, if it is not built.
     KeyError: an unknown split (the message lists the known ones).
+    ValueError: a dataset built in another file format than ArrayRecord.
   """
-  short, config, _, builder = _open_built(name, data_dir, config)
+  short, config, path, builder = _open_built(name, data_dir, config)
+  file_format = getattr(builder.info.file_format, "value",
+                        builder.info.file_format)
+  if file_format not in (None, "array_record"):
+    raise ValueError(
+        f"{path} was built as {file_format}, which has no random access; "
+        f"jaxact reads ArrayRecord: rebuild it without --file_format (the "
+        f"builders' default) or with --file_format array_record")
   official = _official_splits(builder)
   if split in official:
     return builder.as_data_source(split=official[split])

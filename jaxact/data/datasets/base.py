@@ -162,7 +162,7 @@ class VideoBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
 
   Args (besides TFDS's): ``flow_fn`` replaces the default batched TV-L1
   (tests inject OpenCV's or a cheap one); ``manual_dir`` points to the
-  official download.
+  official download. ``file_format`` defaults to ``array_record``.
   """
 
   def __init__(self, *, flow_fn: FlowFn | None = None,
@@ -171,6 +171,10 @@ class VideoBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     self._manual_dir_arg = os.fspath(manual_dir) if manual_dir else None
     self._skipped: list[dict] = []
     self._use_beam = False
+    # Random access (tfds.data_source, the frame index) needs ArrayRecord;
+    # TFDS's own default, also that of ``tfds build``, is tfrecord.
+    if kwargs.get("file_format") is None:
+      kwargs["file_format"] = "array_record"
     super().__init__(**kwargs)
 
   # --- subclass hooks -------------------------------------------------------
