@@ -83,15 +83,17 @@ class LazyRecords:
 
   Args:
     source: a TFDS ``ArrayRecordDataSource`` of a jaxact video dataset.
+    use_index: read through the shard indexes when they are valid (False:
+      always whole records; benchmarks compare the two).
   """
 
   _KEYS = ("frames", "flow_x", "flow_y")
 
-  def __init__(self, source):
+  def __init__(self, source, use_index: bool = True):
     self._source = source
     self._raw = getattr(source, "data_source", None)
     self._indexed = None
-    if self._raw is not None:
+    if self._raw is not None and use_index:
       self._indexed = record_index.IndexedSource.open(source)
       if self._indexed is None:
         where = os.fspath(source.dataset_info.data_dir)

@@ -10,16 +10,25 @@ each paper's sampling and augmentation at 224:
 * paper A: ``segments`` sampling, T=3 steps, L=10 flows, data variation;
 * paper B: ``uniform`` sampling, T=25 steps, L=10 flows, crop/jitter/colour.
 
-It prints clips/s per CPU core for both layouts and their ratio — for
-reading + decoding the sampled frames alone (what the storage layout
-changes) and with the paper's augmentation (the whole per-example cost) —
-and bytes per video (ArrayRecord file size vs the folders' allocated size).
-Both layouts are timed twice, interleaved; the second (warm page cache)
-round is reported.
+It prints clips/s per CPU core for the folders and for two jaxact readers —
+``jaxact`` (what ``create_loader`` reads: byte-range reads of the sampled
+images through the shard index) and ``whole records`` (the same dataset
+read one whole video record per clip, as without the index) — with their
+ratio to the folders, for reading + decoding the sampled frames alone (what
+the storage layout changes) and with the paper's augmentation (the whole
+per-example cost); and bytes per video (ArrayRecord files + index vs the
+folders' allocated size). All layouts are timed twice, interleaved; the
+second (warm page cache) round is reported.
+
+With ``--cold`` (root only) the OS page cache is dropped before every timed
+round, so both layouts read from disk, as for a dataset larger than RAM
+(Kinetics-400); wall-clock clips/s are compared then. Use as many videos as
+clips there, so no video is read twice.
 
 Usage::
 
   python -m jaxact.tools.bench_data [--videos 16] [--frames 150] [--side 256]
+  python -m jaxact.tools.bench_data --cold --videos 24 --clips 24
 """
 
 from __future__ import annotations
@@ -39,6 +48,10 @@ _FRAMES = flags.DEFINE_integer("frames", 150, "frames per video (UCF101 "
                                "averages ~186)")
 _SIDE = flags.DEFINE_integer("side", 256, "frame side (stored short side)")
 _CLIPS = flags.DEFINE_integer("clips", 48, "clips timed per layout and paper")
+_COLD = flags.DEFINE_bool("cold", False, "drop the OS page cache before each "
+                          "timed round (needs root; the data then comes from "
+                          "disk, as for a dataset larger than RAM) and "
+                          "compare wall-clock clips/s")
 _WORKDIR = flags.DEFINE_string("workdir", "", "keep the data here (default: "
                                "a temporary folder, removed afterwards)")
 
@@ -147,23 +160,43 @@ def paper_configs():
   return {"paper A (T=3, L=10)": a, "paper B (T=25, L=10)": b}
 
 
-def time_layouts(source, folders: str, cfg, clips: int, augment: bool):
-  """Clips/s for the TFDS source and the folders, the same samples."""
-  n = len(source)
+def drop_page_cache() -> None:
+  """Writes back and drops the OS page cache (Linux, root)."""
+  os.sync()
+  try:
+    with open("/proc/sys/vm/drop_caches", "w") as f:
+      f.write("3\n")
+  except OSError as e:
+    raise SystemExit(f"--cold needs root on Linux to drop the page cache: "
+                     f"{e}") from e
+
+
+def time_layouts(sources: dict, folders: str, cfg, clips: int, augment: bool,
+                 cold: bool = False) -> dict:
+  """Clips/s of each jaxact source and of the folders, the same samples.
+
+  Returns:
+    ``{layout: (clips per CPU-second, wall clips/s)}`` for each key of
+    ``sources`` and ``'folders'``.
+  """
+  n = len(next(iter(sources.values())))
   names = sorted(os.listdir(folders))
   counts = [len([f for f in os.listdir(os.path.join(folders, d))
                  if f.startswith("img_")]) for d in names]
   order = [i % n for i in range(clips)]
+  layouts = list(sources) + ["folders"]
   results = {}
-  for layout in ("tfds", "folders", "tfds", "folders"):  # 2nd round: warm
+  for layout in layouts + layouts:  # interleaved; the 2nd round is kept
+    if cold:
+      drop_page_cache()
     t0, c0 = time.perf_counter(), time.process_time()
     for k, i in enumerate(order):
       rng = np.random.default_rng(k)
-      if layout == "tfds":
-        read_tfds_clip(source, i, cfg, rng, augment)
-      else:
+      if layout == "folders":
         read_folder_clip(os.path.join(folders, names[i]), counts[i], cfg, rng,
                          augment)
+      else:
+        read_tfds_clip(sources[layout], i, cfg, rng, augment)
     # Per core: clips per second of this process's CPU time (user + system),
     # robust to other jobs sharing the cores; wall-clock rate beside it.
     results[layout] = (clips / (time.process_time() - c0),
@@ -193,15 +226,22 @@ def main(argv):
           f"({rec_bytes / folder_bytes:.2f}x), "
           f"{3 * _FRAMES.value - 2} files per video in folders")
     from jaxact.data import pipeline  # pylint: disable=g-import-not-at-top
-    records = pipeline.LazyRecords(source)  # what create_loader reads
+    sources = {  # what create_loader reads, and the same without the index
+        "jaxact": pipeline.LazyRecords(source),
+        "whole records": pipeline.LazyRecords(source, use_index=False),
+    }
     for name, cfg in paper_configs().items():
       for augment in (False, True):
-        res = time_layouts(records, folders, cfg, _CLIPS.value, augment)
+        res = time_layouts(sources, folders, cfg, _CLIPS.value, augment,
+                           cold=_COLD.value)
         what = "read+decode+augment" if augment else "read+decode"
-        (cpu_t, wall_t), (cpu_f, wall_f) = res["tfds"], res["folders"]
-        print(f"{name}, {what}: clips per CPU-second: jaxact {cpu_t:.2f}, "
-              f"MMAction2 folders {cpu_f:.2f} → {cpu_t / cpu_f:.2f}x "
-              f"(wall clips/s {wall_t:.2f} vs {wall_f:.2f})")
+        k = 1 if _COLD.value else 0  # cold: waiting on the disk → wall clock
+        unit = "wall clips/s" if _COLD.value else "clips per CPU-second"
+        ref = res["folders"][k]
+        cols = ", ".join(f"{layout} {r[k]:.2f} ({r[k] / ref:.2f}x)"
+                         for layout, r in res.items() if layout != "folders")
+        print(f"{name}, {what}{', cold cache' if _COLD.value else ''}: "
+              f"{unit}: MMAction2 folders {ref:.2f}; {cols}")
   finally:
     if not _WORKDIR.value:
       shutil.rmtree(workdir, ignore_errors=True)
