@@ -342,41 +342,46 @@ class ShardIndex:
     self._ensure_open()
     row = self._records[position]
     bounds = [int(row[k]) for k in KEYS] + [int(row["end"])]
+    # One conversion per record: Python ints for the per-image reads.
+    spans = self._images[bounds[0]:bounds[-1]].tolist()
+    start = int(row["start"])
     out = {"label": int(row["label"]), "num_frames": int(row["num_frames"])}
     for j, key in enumerate(KEYS):
-      out[key] = ImageList(self, int(row["start"]), bounds[j], bounds[j + 1])
+      out[key] = ImageList(self, start, spans[bounds[j] - bounds[0]:
+                                              bounds[j + 1] - bounds[0]])
     return out
 
-  def read(self, record_start: int, image_row: int) -> bytes:
-    offset, length = self._images[image_row]
-    data = read_logical(self._fd, record_start + int(offset), int(length))
+  def read(self, start: int, length: int) -> bytes:
+    """The JPEG at logical offset ``start`` (checked to be one)."""
+    data = read_logical(self._fd, start, length)
     if data[:2] != b"\xff\xd8" or data[-2:] != b"\xff\xd9":
       raise StaleIndexError(
-          f"{self.shard}: image at logical offset {record_start + offset} is "
-          f"not a JPEG: the index does not match the shard; delete "
-          f"{index_dir(self.shard)} (reads fall back to whole records) or "
-          f"re-index with python -m jaxact.data.record_index "
-          f"{os.path.dirname(self.shard)}")
+          f"{self.shard}: image at logical offset {start} is not a JPEG: the "
+          f"index does not match the shard; delete {index_dir(self.shard)} "
+          f"(reads fall back to whole records) or re-index with python -m "
+          f"jaxact.data.record_index {os.path.dirname(self.shard)}")
     return data
 
 
 class ImageList:
-  """Lazy ``Sequence[bytes]`` of one image list of one record."""
+  """Lazy ``Sequence[bytes]`` of one image list of one record.
 
-  def __init__(self, shard: ShardIndex, record_start: int, first: int,
-               end: int):
-    self._shard, self._start = shard, record_start
-    self._first, self._end = first, end
+  Args:
+    shard: the record's shard.
+    record_start: logical offset of the record in the shard.
+    spans: ``[(offset in the record, length)]`` of each image.
+  """
+
+  def __init__(self, shard: ShardIndex, record_start: int,
+               spans: list[list[int]]):
+    self._shard, self._start, self._spans = shard, record_start, spans
 
   def __len__(self) -> int:
-    return self._end - self._first
+    return len(self._spans)
 
   def __getitem__(self, i: int) -> bytes:
-    n = len(self)
-    i = int(i)
-    if not -n <= i < n:
-      raise IndexError(f"image {i} of {n}")
-    return self._shard.read(self._start, self._first + i % n)
+    offset, length = self._spans[int(i)]  # IndexError past the end
+    return self._shard.read(self._start + offset, length)
 
   def __iter__(self):
     return (self[i] for i in range(len(self)))
