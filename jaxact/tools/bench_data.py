@@ -17,8 +17,8 @@ read one whole video record per clip, as without the index) — with their
 ratio to the folders, for reading + decoding the sampled frames alone (what
 the storage layout changes) and with the paper's augmentation (the whole
 per-example cost); and bytes per video (ArrayRecord files + index vs the
-folders' allocated size). All layouts are timed twice, interleaved; the
-second (warm page cache) round is reported.
+folders' allocated size). The layouts are timed in turn, one warm-up round
+then ``--repeats`` rounds; medians are printed.
 
 With ``--cold`` (root only) the OS page cache is dropped before every timed
 round, so both layouts read from disk, as for a dataset larger than RAM
@@ -52,6 +52,9 @@ _COLD = flags.DEFINE_bool("cold", False, "drop the OS page cache before each "
                           "timed round (needs root; the data then comes from "
                           "disk, as for a dataset larger than RAM) and "
                           "compare wall-clock clips/s")
+_REPEATS = flags.DEFINE_integer("repeats", 3, "timed rounds per layout "
+                                "(after one warm-up round); medians printed")
+_AUGMENT = flags.DEFINE_bool("augment", True, "also time read+decode+augment")
 _WORKDIR = flags.DEFINE_string("workdir", "", "keep the data here (default: "
                                "a temporary folder, removed afterwards)")
 
@@ -172,36 +175,45 @@ def drop_page_cache() -> None:
 
 
 def time_layouts(sources: dict, folders: str, cfg, clips: int, augment: bool,
-                 cold: bool = False) -> dict:
+                 cold: bool = False, repeats: int = 3) -> dict:
   """Clips/s of each jaxact source and of the folders, the same samples.
 
+  The layouts are timed in turn, ``1 + repeats`` rounds; round 0 warms up
+  (page cache, allocator, imports) and is dropped.
+
   Returns:
-    ``{layout: (clips per CPU-second, wall clips/s)}`` for each key of
-    ``sources`` and ``'folders'``.
+    ``{layout: (clips per CPU-second, wall clips/s)}``, medians over the
+    timed rounds, for each key of ``sources`` and ``'folders'``.
   """
   n = len(next(iter(sources.values())))
   names = sorted(os.listdir(folders))
   counts = [len([f for f in os.listdir(os.path.join(folders, d))
                  if f.startswith("img_")]) for d in names]
   order = [i % n for i in range(clips)]
+
+  def read(layout, k, i):
+    rng = np.random.default_rng(k)
+    if layout == "folders":
+      return read_folder_clip(os.path.join(folders, names[i]), counts[i], cfg,
+                              rng, augment)
+    return read_tfds_clip(sources[layout], i, cfg, rng, augment)
+
   layouts = list(sources) + ["folders"]
-  results = {}
-  for layout in layouts + layouts:  # interleaved; the 2nd round is kept
-    if cold:
-      drop_page_cache()
-    t0, c0 = time.perf_counter(), time.process_time()
-    for k, i in enumerate(order):
-      rng = np.random.default_rng(k)
-      if layout == "folders":
-        read_folder_clip(os.path.join(folders, names[i]), counts[i], cfg, rng,
-                         augment)
-      else:
-        read_tfds_clip(sources[layout], i, cfg, rng, augment)
-    # Per core: clips per second of this process's CPU time (user + system),
-    # robust to other jobs sharing the cores; wall-clock rate beside it.
-    results[layout] = (clips / (time.process_time() - c0),
-                       clips / (time.perf_counter() - t0))
-  return results
+  rates = {layout: [] for layout in layouts}
+  for round_ in range(1 + repeats):
+    for layout in layouts:
+      if cold:
+        drop_page_cache()
+      t0, c0 = time.perf_counter(), time.process_time()
+      for k, i in enumerate(order):
+        read(layout, k, i)
+      # Per core: clips per second of this process's CPU time (user +
+      # system), robust to other jobs sharing the cores; wall rate beside it.
+      if round_:
+        rates[layout].append((clips / (time.process_time() - c0),
+                              clips / (time.perf_counter() - t0)))
+  return {layout: tuple(float(x) for x in np.median(np.asarray(r), axis=0))
+          for layout, r in rates.items()}
 
 
 def main(argv):
@@ -231,9 +243,9 @@ def main(argv):
         "whole records": pipeline.LazyRecords(source, use_index=False),
     }
     for name, cfg in paper_configs().items():
-      for augment in (False, True):
+      for augment in (False, True) if _AUGMENT.value else (False,):
         res = time_layouts(sources, folders, cfg, _CLIPS.value, augment,
-                           cold=_COLD.value)
+                           cold=_COLD.value, repeats=_REPEATS.value)
         what = "read+decode+augment" if augment else "read+decode"
         k = 1 if _COLD.value else 0  # cold: waiting on the disk → wall clock
         unit = "wall clips/s" if _COLD.value else "clips per CPU-second"
