@@ -99,6 +99,14 @@ def test_image_spans_match_protobuf():
     assert [rec[o:o + n] for o, n in spans[k]] == values[k]
 
 
+def _reads_whole_records_with_warning(src, caplog, message):
+  with caplog.at_level(logging.WARNING):
+    lazy = pipeline.LazyRecords(src)
+  assert lazy._indexed is None  # pylint: disable=protected-access
+  assert message in caplog.text
+  _same_as_tfds(lazy, src, range(len(src)))
+
+
 def test_changed_shard_falls_back_to_whole_records(built, tmp_path, caplog):
   info, _ = built
   other, other_builder = _build(tmp_path / "tfds", seed=1)
@@ -107,11 +115,7 @@ def test_changed_shard_falls_back_to_whole_records(built, tmp_path, caplog):
   shutil.rmtree(target)
   shutil.copytree(stale_from, target)  # an index of different bytes
   src = other_builder.as_data_source("train")
-  with caplog.at_level(logging.WARNING):
-    lazy = pipeline.LazyRecords(src)
-  assert lazy._indexed is None  # pylint: disable=protected-access
-  assert "does not match its shard" in caplog.text
-  _same_as_tfds(lazy, src, range(len(src)))
+  _reads_whole_records_with_warning(src, caplog, "does not match its shard")
   # Re-indexing (the command the warning names) restores byte-range reads.
   record_index.main(["prog", other.path])
   lazy = pipeline.LazyRecords(src)
@@ -127,11 +131,8 @@ def test_missing_index_warns_and_reads_whole_records(built, tmp_path, caplog):
       _shard(info)))))
   builder = tfds.builder_from_directory(str(copy))
   src = builder.as_data_source("train")
-  with caplog.at_level(logging.WARNING):
-    lazy = pipeline.LazyRecords(src)
-  assert lazy._indexed is None  # pylint: disable=protected-access
-  assert "python -m jaxact.data.record_index" in caplog.text
-  _same_as_tfds(lazy, src, range(len(src)))
+  _reads_whole_records_with_warning(src, caplog,
+                                    "python -m jaxact.data.record_index")
 
 
 def test_wrong_offsets_raise_a_clear_error(built, tmp_path):
