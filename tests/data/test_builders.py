@@ -222,6 +222,13 @@ def test_kinetics_with_beam_direct_runner(kinetics_download, tmp_path, fake_flow
                      ("missing0001_000002_000012.mp4", True)]
   train = _records("kinetics400", "train", tmp_path, info.config)
   assert sorted(r["label"] for r in train) == [0, 0, 1]
+  # Beam-written shards get the frame index too; reads through it agree.
+  from jaxact.data import pipeline
+  src = datasets.data_source("kinetics400", "train", tmp_path, info.config)
+  lazy = pipeline.LazyRecords(src)
+  assert lazy._indexed is not None  # pylint: disable=protected-access
+  for i, ref in enumerate(train):
+    assert list(lazy[i]["flow_x"]) == list(ref["flow_x"])
   assert not (tmp_path / ".jaxact_skip_reports").exists() or not any(
       (tmp_path / ".jaxact_skip_reports").iterdir())
 
