@@ -186,3 +186,39 @@ def test_parallel_indexing_equals_serial(built, tmp_path):
     got = np.load(os.path.join(record_index.index_dir(
         str(folder / f"x-train.array_record-0000{k}-of-00004")), "images.npy"))
     np.testing.assert_array_equal(got, serial)
+
+
+def test_loader_batches_equal_with_and_without_the_index(built, tmp_path):
+  """create_loader end to end: the index changes how bytes are read, never
+  which (train with augmentation, and multi-view evaluation)."""
+  from jaxact.data import config
+  info, _ = built
+  from jaxact.data import datasets
+  indexed = os.path.dirname(os.path.dirname(os.path.dirname(info.path)))
+  plain = tmp_path / "tfds"
+  shutil.copytree(indexed, plain)
+  (index,) = plain.glob("*/*/*/" + record_index.INDEX_FOLDER)
+  shutil.rmtree(index)
+  for data_dir, uses_index in ((indexed, True), (plain, False)):
+    lazy = pipeline.LazyRecords(datasets.data_source(
+        "synthetic_motion", "train", data_dir, info.config))
+    assert (lazy._indexed is not None) == uses_index  # pylint: disable=protected-access
+  batches = {}
+  for name, data_dir in (("indexed", indexed), ("plain", plain)):
+    c = config.get_data_config()
+    c.name, c.builder_config, c.data_dir = ("synthetic_motion", info.config,
+                                            str(data_dir))
+    c.train_split = c.eval_split = "train"
+    c.num_steps, c.flow_length, c.image_size, c.resize_short = 2, 3, 32, 40
+    c.crop_base, c.eval_clips, c.eval_crops = 40, 2, 3
+    c.num_workers = 0  # worker processes: covered in test_pipeline.py
+    train = pipeline.create_loader(c, split="train", train=True,
+                                   global_batch_size=2, seed=3)
+    evaluation = pipeline.create_loader(c, split="train", train=False,
+                                        global_batch_size=4)
+    batches[name] = [next(train) for _ in range(3)] + list(evaluation)
+  assert len(batches["indexed"]) == len(batches["plain"]) == 5
+  for a, b in zip(batches["indexed"], batches["plain"]):
+    assert a.keys() == b.keys()
+    for k in a:
+      np.testing.assert_array_equal(a[k], b[k])
