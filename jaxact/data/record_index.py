@@ -36,10 +36,12 @@ valid index.
 from __future__ import annotations
 
 import bisect
+import collections
 import json
 import logging
 import os
 import sys
+import threading
 import zlib
 
 import numpy as np
@@ -285,14 +287,52 @@ def index_dataset(data_dir, workers: int | None = None) -> int:
 
 
 # --- reading ----------------------------------------------------------------
+# Open shards per process, least recently used first. Each holds a file
+# descriptor and two memory maps (each an fd of its own); evicting one drops
+# the cache's reference, and it closes once no ImageList still uses it.
+MAX_OPEN_SHARDS = 64
+_OPEN: collections.OrderedDict = collections.OrderedDict()
+_OPEN_LOCK = threading.Lock()
+
+
+class _OpenShard:
+  """A shard's fd and memory-mapped index arrays (closed when collected)."""
+
+  def __init__(self, shard: str):
+    folder = index_dir(shard)
+    self.records = np.load(os.path.join(folder, "records.npy"), mmap_mode="r")
+    self.images = np.load(os.path.join(folder, "images.npy"), mmap_mode="r")
+    self.fd = os.open(shard, os.O_RDONLY)
+
+  def __del__(self):
+    fd, self.fd = getattr(self, "fd", None), None
+    if fd is not None:
+      try:
+        os.close(fd)
+      except OSError:
+        pass
+
+
+def _open_shard(shard: str) -> _OpenShard:
+  """This process's open handle of ``shard`` (LRU of ``MAX_OPEN_SHARDS``)."""
+  key = (os.getpid(), shard)
+  with _OPEN_LOCK:
+    handle = _OPEN.get(key)
+    if handle is not None:
+      _OPEN.move_to_end(key)
+      return handle
+    handle = _OPEN[key] = _OpenShard(shard)
+    while len(_OPEN) > MAX_OPEN_SHARDS:
+      _OPEN.popitem(last=False)
+    return handle
+
+
 class ShardIndex:
-  """Byte-range reader of one indexed shard (picklable; opens lazily)."""
+  """Byte-range reader of one indexed shard (picklable; opens lazily, and
+  keeps at most ``MAX_OPEN_SHARDS`` shards open per process)."""
 
   def __init__(self, shard: str):
     self.shard = os.fspath(shard)
-    self._pid = None
-    self._fd = None
-    self._records = self._images = None
 
   @classmethod
   def open(cls, shard: str) -> "ShardIndex | None":
@@ -316,72 +356,55 @@ class ShardIndex:
       return None
     return cls(shard)
 
-  def __getstate__(self):
-    return {"shard": self.shard}
-
-  def __setstate__(self, state):
-    self.__init__(state["shard"])
-
-  def _ensure_open(self) -> None:
-    if self._pid == os.getpid():
-      return
-    folder = index_dir(self.shard)
-    self._records = np.load(os.path.join(folder, "records.npy"),
-                            mmap_mode="r")
-    self._images = np.load(os.path.join(folder, "images.npy"), mmap_mode="r")
-    self._fd = os.open(self.shard, os.O_RDONLY)
-    self._pid = os.getpid()
-
   def __len__(self) -> int:
-    self._ensure_open()
-    return len(self._records)
+    return len(_open_shard(self.shard).records)
 
   def example(self, position: int) -> dict:
     """Record ``position`` as ``{'label', 'num_frames', 'frames', 'flow_x',
     'flow_y'}``; the image lists read their bytes when indexed."""
-    self._ensure_open()
-    row = self._records[position]
+    handle = _open_shard(self.shard)
+    row = handle.records[position]
     bounds = [int(row[k]) for k in KEYS] + [int(row["end"])]
     # One conversion per record: Python ints for the per-image reads.
-    spans = self._images[bounds[0]:bounds[-1]].tolist()
+    spans = handle.images[bounds[0]:bounds[-1]].tolist()
     start = int(row["start"])
     out = {"label": int(row["label"]), "num_frames": int(row["num_frames"])}
     for j, key in enumerate(KEYS):
-      out[key] = ImageList(self, start, spans[bounds[j] - bounds[0]:
-                                              bounds[j + 1] - bounds[0]])
+      out[key] = ImageList(self.shard, handle, start, spans[
+          bounds[j] - bounds[0]:bounds[j + 1] - bounds[0]])
     return out
-
-  def read(self, start: int, length: int) -> bytes:
-    """The JPEG at logical offset ``start`` (checked to be one)."""
-    data = read_logical(self._fd, start, length)
-    if data[:2] != b"\xff\xd8" or data[-2:] != b"\xff\xd9":
-      raise StaleIndexError(
-          f"{self.shard}: image at logical offset {start} is not a JPEG: the "
-          f"index does not match the shard; delete {index_dir(self.shard)} "
-          f"(reads fall back to whole records) or re-index with python -m "
-          f"jaxact.data.record_index {os.path.dirname(self.shard)}")
-    return data
 
 
 class ImageList:
   """Lazy ``Sequence[bytes]`` of one image list of one record.
 
   Args:
-    shard: the record's shard.
+    shard: the shard's path (for messages).
+    handle: its open handle (kept open while this list lives).
     record_start: logical offset of the record in the shard.
     spans: ``[(offset in the record, length)]`` of each image.
   """
 
-  def __init__(self, shard: ShardIndex, record_start: int,
+  def __init__(self, shard: str, handle: _OpenShard, record_start: int,
                spans: list[list[int]]):
-    self._shard, self._start, self._spans = shard, record_start, spans
+    self._shard, self._handle = shard, handle
+    self._start, self._spans = record_start, spans
 
   def __len__(self) -> int:
     return len(self._spans)
 
   def __getitem__(self, i: int) -> bytes:
     offset, length = self._spans[int(i)]  # IndexError past the end
-    return self._shard.read(self._start + offset, length)
+    start = self._start + offset
+    data = read_logical(self._handle.fd, start, length)
+    if data[:2] != b"\xff\xd8" or data[-2:] != b"\xff\xd9":
+      raise StaleIndexError(
+          f"{self._shard}: image at logical offset {start} is not a JPEG: "
+          f"the index does not match the shard; delete "
+          f"{index_dir(self._shard)} (reads fall back to whole records) or "
+          f"re-index with python -m jaxact.data.record_index "
+          f"{os.path.dirname(self._shard)}")
+    return data
 
   def __iter__(self):
     return (self[i] for i in range(len(self)))

@@ -222,3 +222,31 @@ def test_loader_batches_equal_with_and_without_the_index(built, tmp_path):
     assert a.keys() == b.keys()
     for k in a:
       np.testing.assert_array_equal(a[k], b[k])
+
+
+def test_open_shards_are_bounded_and_evicted_ones_still_read(
+    built, tmp_path, monkeypatch):
+  import gc
+  info, _ = built
+  shard = _shard(info)
+  paths = []
+  for k in range(4):
+    paths.append(str(tmp_path / f"x-train.array_record-0000{k}-of-00004"))
+    shutil.copy(shard, paths[-1])
+  record_index.index_dataset(tmp_path, workers=1)
+  monkeypatch.setattr(record_index, "MAX_OPEN_SHARDS", 2)
+  ref = record_index.ShardIndex(shard).example(1)["frames"]
+  lists = [record_index.ShardIndex(p).example(1)["frames"] for p in paths]
+
+  def open_shard_fds():
+    targets = [os.path.realpath(f"/proc/self/fd/{fd}")
+               for fd in os.listdir("/proc/self/fd")]
+    return sum(t in paths for t in targets)
+
+  assert len(record_index._OPEN) <= 2  # pylint: disable=protected-access
+  # Evicted shards stay readable while a list uses them...
+  assert [list(x) for x in lists] == [list(ref)] * 4
+  del lists
+  gc.collect()
+  # ...and are closed once nothing does: only the cached two stay open.
+  assert open_shard_fds() <= 2
