@@ -30,7 +30,9 @@ Building: automatic at the end of every jaxact build (``index_dataset``);
 ``python -m jaxact.data.record_index DATASET_DIR`` indexes a dataset built
 before this existed. Reading: :class:`IndexedSource`, used by
 ``jaxact.data.pipeline.LazyRecords`` whenever every shard it reads has a
-valid index.
+valid index; each process keeps at most ``MAX_OPEN_SHARDS`` shards open
+(least recently used evicted), so datasets of thousands of shards stay
+within file-descriptor limits.
 """
 
 from __future__ import annotations
