@@ -57,6 +57,17 @@ class VideoConfig(tfds.core.BuilderConfig):
   flow_batch: int = 32
 
 
+def official_split_configs() -> list[VideoConfig]:
+  """Configs of a dataset with three official splits (UCF101, HMDB51).
+
+  ``all`` (the default; ``split=0``) stores every video once, its TFDS splits
+  being role partitions (``official_splits``); ``split1``–``split3`` store
+  one official split each as plain ``train`` / ``test``.
+  """
+  return [VideoConfig(name="all", split=0)] + [
+      VideoConfig(name=f"split{i}", split=i) for i in (1, 2, 3)]
+
+
 # TV-L1 parameter sets: 'opencv' = OpenCV DualTVL1's defaults (the papers'
 # flow); 'fast' = a coarse solve for small generated clips (synthetic_motion):
 # ~10x cheaper, displacements underestimated but motion patterns intact.

@@ -149,9 +149,7 @@ class JaxactUcf101(base.VideoBuilder):
   """UCF101, official splits 1–3 (stored once: ``all``), RGB JPEG + TV-L1 flow."""
 
   VERSION = tfds.core.Version("1.0.0")
-  # ``split=0``: all three official splits, stored as role partitions.
-  BUILDER_CONFIGS = [base.VideoConfig(name="all", split=0)] + [
-      base.VideoConfig(name=f"split{i}", split=i) for i in (1, 2, 3)]
+  BUILDER_CONFIGS = base.official_split_configs()
   MANUAL_DOWNLOAD_INSTRUCTIONS = __doc__
 
   def class_names(self) -> list[str]:
