@@ -87,8 +87,6 @@ class LazyRecords:
       always whole records; benchmarks compare the two).
   """
 
-  _KEYS = ("frames", "flow_x", "flow_y")
-
   def __init__(self, source, use_index: bool = True):
     self._source = source
     self._raw = getattr(source, "data_source", None)
@@ -117,7 +115,7 @@ class LazyRecords:
       return self._source[index]
     from tensorflow_datasets.proto import tf_example_pb2  # pylint: disable=g-import-not-at-top
     feats = tf_example_pb2.Example.FromString(self._raw[index]).features.feature
-    out = {k: feats[k].bytes_list.value for k in self._KEYS}
+    out = {k: feats[k].bytes_list.value for k in record_index.KEYS}
     out["num_frames"] = int(feats["num_frames"].int64_list.value[0])
     out["label"] = int(feats["label"].int64_list.value[0])
     return out

@@ -358,9 +358,6 @@ class ShardIndex:
       return None
     return cls(shard)
 
-  def __len__(self) -> int:
-    return len(_open_shard(self.shard).records)
-
   def example(self, position: int) -> dict:
     """Record ``position`` as ``{'label', 'num_frames', 'frames', 'flow_x',
     'flow_y'}``; the image lists read their bytes when indexed."""
