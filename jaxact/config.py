@@ -46,10 +46,12 @@ class ConfigError(ValueError):
 def get_base_config() -> ml_collections.ConfigDict:
   """Defaults of every field (unlocked; experiment files override)."""
   from jaxact.data.config import get_data_config
+
   c = ml_collections.ConfigDict()
   c.seed = 0
-  c.model = ml_collections.ConfigDict({"name": "two_stream_lstm_tiny",
-                                       "overrides": ml_collections.ConfigDict()})
+  c.model = ml_collections.ConfigDict(
+    {"name": "two_stream_lstm_tiny", "overrides": ml_collections.ConfigDict()}
+  )
   c.data = get_data_config()
   c.build_dataset = False
 
@@ -62,27 +64,52 @@ def get_base_config() -> ml_collections.ConfigDict:
   c.progress_bar = True
   c.tensorboard = True  # also write TensorBoard event files (WORKDIR/tensorboard)
 
-  c.optimizer = ml_collections.ConfigDict({
-      "name": "sgd", "learning_rate": 1e-3, "momentum": 0.9, "nesterov": False,
-      "b1": 0.9, "b2": 0.999, "eps": 1e-8, "weight_decay": 0.0,
-      "schedule": "constant", "decay_steps": (), "decay_factor": 0.1, "warmup_steps": 0,
-      "grad_clip_norm": 0.0, "lr_multipliers": ml_collections.ConfigDict(), "frozen": (),
-  })
-  c.loss = ml_collections.ConfigDict({"fused_weight": 1.0, "spatial_weight": 0.0,
-                                      "temporal_weight": 0.0, "label_smoothing": 0.0})
-  c.checkpoint = ml_collections.ConfigDict({"max_to_keep": 3, "best_metric": "top1_fused",
-                                            "best_mode": "max", "async_save": True})
-  c.init_from = ml_collections.ConfigDict({"path": "", "kind": "auto", "step": "latest",
-                                           "layout": "torchvision",
-                                           "streams": ("spatial", "temporal")})
-  c.eval = ml_collections.ConfigDict({
-      "checkpoint": "latest", "batch_size": 8, "run_after_training": True,
+  c.optimizer = ml_collections.ConfigDict(
+    {
+      "name": "sgd",
+      "learning_rate": 1e-3,
+      "momentum": 0.9,
+      "nesterov": False,
+      "b1": 0.9,
+      "b2": 0.999,
+      "eps": 1e-8,
+      "weight_decay": 0.0,
+      "schedule": "constant",
+      "decay_steps": (),
+      "decay_factor": 0.1,
+      "warmup_steps": 0,
+      "grad_clip_norm": 0.0,
+      "lr_multipliers": ml_collections.ConfigDict(),
+      "frozen": (),
+    }
+  )
+  c.loss = ml_collections.ConfigDict(
+    {"fused_weight": 1.0, "spatial_weight": 0.0, "temporal_weight": 0.0, "label_smoothing": 0.0}
+  )
+  c.checkpoint = ml_collections.ConfigDict(
+    {"max_to_keep": 3, "best_metric": "top1_fused", "best_mode": "max", "async_save": True}
+  )
+  c.init_from = ml_collections.ConfigDict(
+    {
+      "path": "",
+      "kind": "auto",
+      "step": "latest",
+      "layout": "torchvision",
+      "streams": ("spatial", "temporal"),
+    }
+  )
+  c.eval = ml_collections.ConfigDict(
+    {
+      "checkpoint": "latest",
+      "batch_size": 8,
+      "run_after_training": True,
       # Score the evaluation split at every checkpoint during training and log
       # val_top1_{spatial,temporal,fused}, so checkpoint.best_metric can rank
       # checkpoints by held-out accuracy (e.g. 'val_top1_fused').
       "validate_at_checkpoints": False,
       "fusion_weights": ml_collections.ConfigDict({"head": 1.0, "spatial": 0.0, "temporal": 0.0}),
-  })
+    }
+  )
   return c
 
 
@@ -108,8 +135,14 @@ def _check(cond: bool, msg: str) -> None:
     raise ConfigError(msg)
 
 
-def validate(config: Any, *, device_count: int, process_count: int = 1, mode: str = "train",
-             check_dataset: bool = True) -> None:
+def validate(
+  config: Any,
+  *,
+  device_count: int,
+  process_count: int = 1,
+  mode: str = "train",
+  check_dataset: bool = True,
+) -> None:
   """Check ``config`` before running; raise :class:`ConfigError` on the first problem.
 
   Args:
@@ -128,78 +161,127 @@ def validate(config: Any, *, device_count: int, process_count: int = 1, mode: st
   base = get_base_config()
   have, want = _flat_keys(config), _flat_keys(base)
   unknown, missing = sorted(have - want), sorted(want - have)
-  _check(not unknown, f"Unknown config key(s) {unknown}. Known keys: see jaxact/config.py "
-                      "(a typo? keys are case-sensitive).")
-  _check(not missing, f"Config is missing key(s) {missing}; start experiment files from "
-                      "jaxact.config.get_base_config().")
+  _check(
+    not unknown,
+    f"Unknown config key(s) {unknown}. Known keys: see jaxact/config.py "
+    "(a typo? keys are case-sensitive).",
+  )
+  _check(
+    not missing,
+    f"Config is missing key(s) {missing}; start experiment files from "
+    "jaxact.config.get_base_config().",
+  )
   _check(mode in ("train", "eval"), f"--mode={mode!r}; choose 'train' or 'eval'")
 
-  for key in ("num_train_steps", "log_every_steps", "checkpoint_every_steps", "batch_size",
-              "grad_accum_steps"):
+  for key in (
+    "num_train_steps",
+    "log_every_steps",
+    "checkpoint_every_steps",
+    "batch_size",
+    "grad_accum_steps",
+  ):
     _check(int(config[key]) > 0, f"config.{key}={config[key]} must be a positive integer")
   _check(config.eval.batch_size > 0, f"config.eval.batch_size={config.eval.batch_size} must be > 0")
   per_step = config.batch_size // config.grad_accum_steps
-  _check(config.batch_size % config.grad_accum_steps == 0,
-         f"config.batch_size={config.batch_size} is not divisible by "
-         f"config.grad_accum_steps={config.grad_accum_steps}")
+  _check(
+    config.batch_size % config.grad_accum_steps == 0,
+    f"config.batch_size={config.batch_size} is not divisible by "
+    f"config.grad_accum_steps={config.grad_accum_steps}",
+  )
   for name, size in (("batch_size", per_step), ("eval.batch_size", config.eval.batch_size)):
-    _check(size % device_count == 0,
-           f"config.{name} (per micro-batch: {size}) is not divisible by the {device_count} "
-           f"devices; use a multiple of {device_count}, e.g. "
-           f"--config.{name}={max(device_count, size // device_count * device_count)}")
-    _check(size % process_count == 0,
-           f"config.{name}={size} is not divisible by the {process_count} processes")
+    _check(
+      size % device_count == 0,
+      f"config.{name} (per micro-batch: {size}) is not divisible by the {device_count} "
+      f"devices; use a multiple of {device_count}, e.g. "
+      f"--config.{name}={max(device_count, size // device_count * device_count)}",
+    )
+    _check(
+      size % process_count == 0,
+      f"config.{name}={size} is not divisible by the {process_count} processes",
+    )
 
   from jaxact import models
-  _check(config.model.name in models.names(),
-         f"config.model.name={config.model.name!r} is not a registered model; known: "
-         f"{', '.join(models.names())}")
-  _check(config.compute_dtype in ("float32", "bfloat16"),
-         f"config.compute_dtype={config.compute_dtype!r}; choose 'float32' or 'bfloat16'")
+
+  _check(
+    config.model.name in models.names(),
+    f"config.model.name={config.model.name!r} is not a registered model; known: "
+    f"{', '.join(models.names())}",
+  )
+  _check(
+    config.compute_dtype in ("float32", "bfloat16"),
+    f"config.compute_dtype={config.compute_dtype!r}; choose 'float32' or 'bfloat16'",
+  )
   opt = config.optimizer
-  _check(opt.name in ("sgd", "adam", "adamw"),
-         f"config.optimizer.name={opt.name!r}; choose 'sgd', 'adam' or 'adamw'")
-  _check(opt.schedule in ("constant", "step", "cosine"),
-         f"config.optimizer.schedule={opt.schedule!r}; choose 'constant', 'step' or 'cosine'")
+  _check(
+    opt.name in ("sgd", "adam", "adamw"),
+    f"config.optimizer.name={opt.name!r}; choose 'sgd', 'adam' or 'adamw'",
+  )
+  _check(
+    opt.schedule in ("constant", "step", "cosine"),
+    f"config.optimizer.schedule={opt.schedule!r}; choose 'constant', 'step' or 'cosine'",
+  )
   _check(opt.learning_rate > 0, f"config.optimizer.learning_rate={opt.learning_rate} must be > 0")
-  _check(any(config.loss[f"{k}_weight"] for k in ("fused", "spatial", "temporal")),
-         "config.loss: every loss weight is 0, nothing would be trained")
+  _check(
+    any(config.loss[f"{k}_weight"] for k in ("fused", "spatial", "temporal")),
+    "config.loss: every loss weight is 0, nothing would be trained",
+  )
   weights = dict(config.eval.fusion_weights)
-  _check(set(weights) <= set(FUSION_STREAMS) and any(weights.values()),
-         f"config.eval.fusion_weights={weights}: keys must be among {FUSION_STREAMS} "
-         "with at least one non-zero weight")
+  _check(
+    set(weights) <= set(FUSION_STREAMS) and any(weights.values()),
+    f"config.eval.fusion_weights={weights}: keys must be among {FUSION_STREAMS} "
+    "with at least one non-zero weight",
+  )
   which = str(config.eval.checkpoint)
-  _check(which in ("latest", "best") or which.isdigit(),
-         f"config.eval.checkpoint={which!r}; use 'latest', 'best' or a step number")
-  _check(which != "best" or bool(config.checkpoint.best_metric),
-         "config.eval.checkpoint='best' needs config.checkpoint.best_metric")
-  _check(not str(config.checkpoint.best_metric).startswith("val_")
-         or config.eval.validate_at_checkpoints,
-         f"config.checkpoint.best_metric={config.checkpoint.best_metric!r} is measured only "
-         "with config.eval.validate_at_checkpoints=True")
-  _check(config.checkpoint.best_mode in ("max", "min"),
-         f"config.checkpoint.best_mode={config.checkpoint.best_mode!r}; choose 'max' or 'min'")
-  _check(config.checkpoint.max_to_keep > 0,
-         f"config.checkpoint.max_to_keep={config.checkpoint.max_to_keep} must be > 0")
+  _check(
+    which in ("latest", "best") or which.isdigit(),
+    f"config.eval.checkpoint={which!r}; use 'latest', 'best' or a step number",
+  )
+  _check(
+    which != "best" or bool(config.checkpoint.best_metric),
+    "config.eval.checkpoint='best' needs config.checkpoint.best_metric",
+  )
+  _check(
+    not str(config.checkpoint.best_metric).startswith("val_")
+    or config.eval.validate_at_checkpoints,
+    f"config.checkpoint.best_metric={config.checkpoint.best_metric!r} is measured only "
+    "with config.eval.validate_at_checkpoints=True",
+  )
+  _check(
+    config.checkpoint.best_mode in ("max", "min"),
+    f"config.checkpoint.best_mode={config.checkpoint.best_mode!r}; choose 'max' or 'min'",
+  )
+  _check(
+    config.checkpoint.max_to_keep > 0,
+    f"config.checkpoint.max_to_keep={config.checkpoint.max_to_keep} must be > 0",
+  )
 
   if mode == "train" and config.init_from.path:
     path = os.path.expanduser(config.init_from.path)
     _check(os.path.exists(path), f"config.init_from.path={config.init_from.path!r} does not exist")
-    _check(config.init_from.kind in ("auto", "orbax", "torch"),
-           f"config.init_from.kind={config.init_from.kind!r}; choose 'auto', 'orbax' or 'torch'")
+    _check(
+      config.init_from.kind in ("auto", "orbax", "torch"),
+      f"config.init_from.kind={config.init_from.kind!r}; choose 'auto', 'orbax' or 'torch'",
+    )
   for key in ("data_dir", "manual_dir"):
     value = config.data[key]
-    _check(not value or os.path.isdir(os.path.expanduser(value)) or
-           (key == "data_dir" and config.build_dataset),
-           f"config.data.{key}={value!r} is not a directory")
+    _check(
+      not value
+      or os.path.isdir(os.path.expanduser(value))
+      or (key == "data_dir" and config.build_dataset),
+      f"config.data.{key}={value!r} is not a directory",
+    )
   if check_dataset and not config.build_dataset:
     from jaxact.data import datasets
-    info = datasets.load_info(config.data.name, config.data.data_dir or None,
-                              config=config.data.builder_config)
+
+    info = datasets.load_info(
+      config.data.name, config.data.data_dir or None, config=config.data.builder_config
+    )
     for key in ("train_split", "eval_split") if mode == "train" else ("eval_split",):
-      _check(config.data[key] in info.split_sizes,
-             f"config.data.{key}={config.data[key]!r} is not a split of "
-             f"{info.name}/{info.config}; it has {', '.join(sorted(info.split_sizes))}")
+      _check(
+        config.data[key] in info.split_sizes,
+        f"config.data.{key}={config.data[key]!r} is not a split of "
+        f"{info.name}/{info.config}; it has {', '.join(sorted(info.split_sizes))}",
+      )
 
 
 def parse_config_arg(arg: str | None, **defaults: Any) -> dict[str, Any]:
@@ -228,6 +310,7 @@ def parse_config_arg(arg: str | None, **defaults: Any) -> dict[str, Any]:
 
 
 # Paper presets shared by the configs/ files (which document and vary them).
+
 
 def official_split(c, split: int) -> None:
   """Train and evaluate on official split ``split`` of UCF101 / HMDB51.
@@ -375,7 +458,8 @@ def smoke_overrides(c) -> None:
   if not c.model.name.endswith("_tiny"):
     c.model.name += "_tiny"
   c.model.overrides = ml_collections.ConfigDict(
-      {k: v for k, v in c.model.overrides.items() if k in ("fusion", "freeze_backbones")})
+    {k: v for k, v in c.model.overrides.items() if k in ("fusion", "freeze_backbones")}
+  )
   c.data.resize_short = 64
   c.data.image_size = 56
   c.data.num_workers = 0

@@ -15,27 +15,38 @@ import logging
 import os
 import sys
 
-from absl import app
-from absl import flags
+from absl import app, flags
 from ml_collections import config_flags
 
-_DEMO = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                     "configs", "demo.py")
+_DEMO = os.path.join(
+  os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "demo.py"
+)
 
 _CONFIG = config_flags.DEFINE_config_file(
-    "config", _DEMO, "Experiment config file, e.g. configs/kinetics.py or "
-    "configs/ucf101_paper_b.py:split=2,stage=2; override fields with --config.key=value.",
-    lock_config=True)
+  "config",
+  _DEMO,
+  "Experiment config file, e.g. configs/kinetics.py or "
+  "configs/ucf101_paper_b.py:split=2,stage=2; override fields with --config.key=value.",
+  lock_config=True,
+)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory (checkpoints, metrics, results).")
-_MODE = flags.DEFINE_enum("mode", "train", ["train", "eval"],
-                          "train (then evaluate) or eval (restore eval.checkpoint and evaluate).")
+_MODE = flags.DEFINE_enum(
+  "mode",
+  "train",
+  ["train", "eval"],
+  "train (then evaluate) or eval (restore eval.checkpoint and evaluate).",
+)
 _COORDINATOR = flags.DEFINE_string(
-    "coordinator_address", None, "host:port of process 0, for multi-process runs that JAX "
-    "cannot auto-detect (TPU pods and SLURM are auto-detected).")
+  "coordinator_address",
+  None,
+  "host:port of process 0, for multi-process runs that JAX "
+  "cannot auto-detect (TPU pods and SLURM are auto-detected).",
+)
 _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Number of processes.")
 _PROCESS_ID = flags.DEFINE_integer("process_id", None, "Index of this process (0-based).")
-_INIT_TIMEOUT = flags.DEFINE_integer("initialization_timeout", 300,
-                                     "Seconds to wait for all processes to join.")
+_INIT_TIMEOUT = flags.DEFINE_integer(
+  "initialization_timeout", 300, "Seconds to wait for all processes to join."
+)
 flags.mark_flag_as_required("workdir")
 
 
@@ -51,39 +62,54 @@ def _auto_multiprocess() -> bool:
 
 def _initialize_distributed() -> None:
   import jax
+
   explicit = _COORDINATOR.value or _NUM_PROCESSES.value or _PROCESS_ID.value is not None
   if explicit:
     if not (_COORDINATOR.value and _NUM_PROCESSES.value and _PROCESS_ID.value is not None):
       raise app.UsageError("--coordinator_address, --num_processes and --process_id go together")
-    kwargs = dict(coordinator_address=_COORDINATOR.value, num_processes=_NUM_PROCESSES.value,
-                  process_id=_PROCESS_ID.value)
+    kwargs = {
+      "coordinator_address": _COORDINATOR.value,
+      "num_processes": _NUM_PROCESSES.value,
+      "process_id": _PROCESS_ID.value,
+    }
   elif _auto_multiprocess():
     kwargs = {}
   else:
     return
   where = kwargs.get("coordinator_address", "the auto-detected coordinator")
-  hint = ("Are all processes started with the same --coordinator_address and --num_processes, "
-          "distinct --process_id, and is the port reachable?")
-  if kwargs.get("process_id"):  # JAX aborts (no exception) when it cannot connect: check first
-    if not _reachable(kwargs["coordinator_address"], _INIT_TIMEOUT.value):
-      raise SystemExit(f"jaxact: error: process 0's coordinator at {where} did not answer "
-                       f"within {_INIT_TIMEOUT.value}s. {hint}")
+  hint = (
+    "Are all processes started with the same --coordinator_address and --num_processes, "
+    "distinct --process_id, and is the port reachable?"
+  )
+  # JAX aborts (no exception) when it cannot connect: check first.
+  if kwargs.get("process_id") and not _reachable(
+    kwargs["coordinator_address"], _INIT_TIMEOUT.value
+  ):
+    raise SystemExit(
+      f"jaxact: error: process 0's coordinator at {where} did not answer "
+      f"within {_INIT_TIMEOUT.value}s. {hint}"
+    )
   logging.getLogger("jaxact").info(
-      "Joining a multi-process run at %s (waiting up to %ds for every process; a "
-      "DEADLINE_EXCEEDED abort after that means one did not start or cannot reach it).",
-      where, _INIT_TIMEOUT.value)
+    "Joining a multi-process run at %s (waiting up to %ds for every process; a "
+    "DEADLINE_EXCEEDED abort after that means one did not start or cannot reach it).",
+    where,
+    _INIT_TIMEOUT.value,
+  )
   try:
     jax.distributed.initialize(initialization_timeout=_INIT_TIMEOUT.value, **kwargs)
-  except Exception as e:  # noqa: BLE001 -- turned into one actionable message
+  except Exception as e:
     first = str(e).splitlines()[0] if str(e) else ""
-    raise SystemExit(f"jaxact: error: could not join the multi-process run at {where} within "
-                     f"{_INIT_TIMEOUT.value}s ({type(e).__name__}: {first}). {hint}") from None
+    raise SystemExit(
+      f"jaxact: error: could not join the multi-process run at {where} within "
+      f"{_INIT_TIMEOUT.value}s ({type(e).__name__}: {first}). {hint}"
+    ) from None
 
 
 def _reachable(address: str, timeout_s: float) -> bool:
   """Whether a TCP connection to ``host:port`` succeeds within ``timeout_s``."""
   import socket
   import time
+
   host, _, port = address.rpartition(":")
   deadline = time.monotonic() + timeout_s
   while True:
@@ -101,10 +127,11 @@ def _user_errors() -> tuple[type[BaseException], ...]:
   from jaxact.data.datasets import DatasetNotBuiltError
   from jaxact.train.loop import NonFiniteLossError
   from jaxact.train.pretrained import InitFromError
-  errors = [ConfigError, DatasetNotBuiltError, NonFiniteLossError, InitFromError,
-            FileNotFoundError]
+
+  errors = [ConfigError, DatasetNotBuiltError, NonFiniteLossError, InitFromError, FileNotFoundError]
   try:
     from jaxact.models.convert import WeightImportError
+
     errors.append(WeightImportError)
   except ImportError:
     pass
@@ -118,12 +145,18 @@ def run(config, workdir: str, mode: str, **factories) -> None:
   the Grain loader (custom networks or data; the tests' tiny fakes).
   """
   import jax
+
   from jaxact import config as config_lib
   from jaxact.eval import evaluate
   from jaxact.train import loop
-  config_lib.validate(config, device_count=jax.device_count(),
-                      process_count=jax.process_count(), mode=mode,
-                      check_dataset="loader_fn" not in factories)
+
+  config_lib.validate(
+    config,
+    device_count=jax.device_count(),
+    process_count=jax.process_count(),
+    mode=mode,
+    check_dataset="loader_fn" not in factories,
+  )
   if mode == "train":
     loop.train_and_evaluate(config, workdir, **factories)
   else:

@@ -33,12 +33,17 @@ def _pump(stream, prefix: str) -> None:
 def main() -> int:
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   parser.add_argument("--num_processes", type=int, default=2)
-  parser.add_argument("--devices_per_process", type=int, default=2,
-                      help="virtual CPU devices per process (0: leave XLA_FLAGS alone, e.g. GPUs)")
+  parser.add_argument(
+    "--devices_per_process",
+    type=int,
+    default=2,
+    help="virtual CPU devices per process (0: leave XLA_FLAGS alone, e.g. GPUs)",
+  )
   parser.add_argument("--port", type=int, default=0, help="coordinator port (0: a free one)")
   parser.add_argument("--module", default="jaxact.main")
-  parser.add_argument("main_args", nargs=argparse.REMAINDER,
-                      help="arguments for jaxact.main, after --")
+  parser.add_argument(
+    "main_args", nargs=argparse.REMAINDER, help="arguments for jaxact.main, after --"
+  )
   args = parser.parse_args()
   main_args = args.main_args[1:] if args.main_args[:1] == ["--"] else args.main_args
   port = args.port or _free_port()
@@ -47,16 +52,26 @@ def main() -> int:
     env = dict(os.environ)
     if args.devices_per_process:
       # Keep the caller's other XLA flags; replace only the device count.
-      flags = [f for f in env.get("XLA_FLAGS", "").split()
-               if not f.startswith("--xla_force_host_platform_device_count")]
+      flags = [
+        f
+        for f in env.get("XLA_FLAGS", "").split()
+        if not f.startswith("--xla_force_host_platform_device_count")
+      ]
       flags.append(f"--xla_force_host_platform_device_count={args.devices_per_process}")
       env["XLA_FLAGS"] = " ".join(flags)
       env.setdefault("JAX_PLATFORMS", "cpu")
-    cmd = [sys.executable, "-m", args.module, *main_args,
-           f"--coordinator_address=127.0.0.1:{port}", f"--num_processes={args.num_processes}",
-           f"--process_id={i}"]
-    p = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                         text=True, bufsize=1)
+    cmd = [
+      sys.executable,
+      "-m",
+      args.module,
+      *main_args,
+      f"--coordinator_address=127.0.0.1:{port}",
+      f"--num_processes={args.num_processes}",
+      f"--process_id={i}",
+    ]
+    p = subprocess.Popen(
+      cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
+    )
     t = threading.Thread(target=_pump, args=(p.stdout, f"[p{i}]"), daemon=True)
     t.start()
     procs.append(p)

@@ -11,33 +11,39 @@ import os
 # passes are skipped (about 3x faster compiles, same numerics). Must be set
 # before JAX initialises its backend; conftest import is early enough.
 os.environ.setdefault(
-    "XLA_FLAGS",
-    "--xla_force_host_platform_device_count=4 --xla_backend_optimization_level=0 "
-    "--xla_llvm_disable_expensive_passes=true")
+  "XLA_FLAGS",
+  "--xla_force_host_platform_device_count=4 --xla_backend_optimization_level=0 "
+  "--xla_llvm_disable_expensive_passes=true",
+)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # Compiled programs are cached on disk across tests, test subprocesses and runs.
-os.environ.setdefault("JAX_COMPILATION_CACHE_DIR",
-                      os.path.join(os.path.expanduser("~"), ".cache", "jaxact", "xla-tests"))
+os.environ.setdefault(
+  "JAX_COMPILATION_CACHE_DIR",
+  os.path.join(os.path.expanduser("~"), ".cache", "jaxact", "xla-tests"),
+)
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
 
 import pytest
 
 
 def pytest_addoption(parser):
-  parser.addoption("--runslow", action="store_true", default=False,
-                   help="also run tests marked slow")
+  parser.addoption(
+    "--runslow", action="store_true", default=False, help="also run tests marked slow"
+  )
 
 
 def pytest_configure(config):
   # Grain's multi-worker loading reads absl flags; outside absl.app.run they
   # must be marked as parsed or every worker raises UnparsedFlagAccessError.
   from absl import flags
+
   if not flags.FLAGS.is_parsed():
     flags.FLAGS.mark_as_parsed()
 
 
 def _has_accelerator() -> bool:
   import jax
+
   return any(d.platform in ("gpu", "tpu") for d in jax.devices())
 
 

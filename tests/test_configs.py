@@ -9,12 +9,12 @@ from jaxact import config as config_lib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = {
-    "demo.py": ["", "smoke", "lstm", "smoke,lstm"],
-    "kinetics.py": ["", "smoke"],
-    "ucf101_paper_a.py": ["split=1", "split=2", "split=3", "smoke"],
-    "hmdb51_paper_a.py": ["split=3", "smoke"],
-    "ucf101_paper_b.py": ["split=1,stage=1", "split=2,stage=2", "smoke", "smoke,stage=2"],
-    "hmdb51_paper_b.py": ["split=3,stage=1", "stage=2", "smoke"],
+  "demo.py": ["", "smoke", "lstm", "smoke,lstm"],
+  "kinetics.py": ["", "smoke"],
+  "ucf101_paper_a.py": ["split=1", "split=2", "split=3", "smoke"],
+  "hmdb51_paper_a.py": ["split=3", "smoke"],
+  "ucf101_paper_b.py": ["split=1,stage=1", "split=2,stage=2", "smoke", "smoke,stage=2"],
+  "hmdb51_paper_b.py": ["split=3,stage=1", "stage=2", "smoke"],
 }
 
 
@@ -43,7 +43,10 @@ def test_paper_settings():
   _, a = load("ucf101_paper_a.py", "split=2")
   # One build ('all') serves the three official splits.
   assert (a.data.builder_config, a.data.train_split, a.data.eval_split) == (
-      "all", "train2", "test2")
+    "all",
+    "train2",
+    "test2",
+  )
   assert a.batch_size == 64
   assert a.optimizer.name == "sgd" and a.optimizer.momentum == 0.9
   assert a.optimizer.learning_rate == 1e-3 and tuple(a.optimizer.decay_steps) == (450,)
@@ -59,6 +62,7 @@ def test_paper_settings():
   assert b2.model.overrides.fusion == "sum" and b2.model.overrides.fusion_layer == "conv5"
   # Kinetics-400's test CSV has no labels; the builder's splits are train/validation.
   from jaxact.data.datasets import kinetics400
+
   _, k = load("kinetics.py")
   assert k.data.eval_split == "validation" and k.data.eval_split in kinetics400.SPLITS
   assert k.data.train_split in kinetics400.SPLITS
@@ -71,7 +75,9 @@ def test_bad_config_arguments():
     load("ucf101_paper_a.py", "splt=2")
 
 
-@pytest.mark.parametrize("change,message", [
+@pytest.mark.parametrize(
+  "change,message",
+  [
     (lambda c: setattr(c, "batch_size", 6), "not divisible by the 4 devices"),
     (lambda c: setattr(c, "batchsize", 8), "Unknown config key"),
     (lambda c: setattr(c.model, "name", "resnet_9000"), "not a registered model"),
@@ -81,7 +87,8 @@ def test_bad_config_arguments():
     (lambda c: setattr(c.init_from, "path", "/no/such/weights.pth"), "init_from.path"),
     (lambda c: setattr(c, "grad_accum_steps", 3), "grad_accum_steps"),
     (lambda c: setattr(c.eval, "validate_at_checkpoints", False), "validate_at_checkpoints"),
-])
+  ],
+)
 def test_validation_messages(change, message):
   _, config = load("demo.py", "smoke")
   change(config)
@@ -91,6 +98,7 @@ def test_validation_messages(change, message):
 
 def test_missing_dataset_names_build_command(tmp_path):
   from jaxact.data.datasets import DatasetNotBuiltError
+
   _, config = load("ucf101_paper_a.py", "smoke")
   config.data.data_dir = str(tmp_path)
   with pytest.raises(DatasetNotBuiltError, match="python -m jaxact.data.build ucf101"):

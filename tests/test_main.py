@@ -16,10 +16,19 @@ FAST_COMPILE = "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_
 
 
 def _main(*args, devices=4, timeout=600):
-  env = dict(os.environ, JAX_PLATFORMS="cpu",
-             XLA_FLAGS=f"--xla_force_host_platform_device_count={devices} {FAST_COMPILE}")
-  return subprocess.run([sys.executable, "-m", "jaxact.main", *args], cwd=ROOT, env=env,
-                        capture_output=True, text=True, timeout=timeout)
+  env = dict(
+    os.environ,
+    JAX_PLATFORMS="cpu",
+    XLA_FLAGS=f"--xla_force_host_platform_device_count={devices} {FAST_COMPILE}",
+  )
+  return subprocess.run(
+    [sys.executable, "-m", "jaxact.main", *args],
+    cwd=ROOT,
+    env=env,
+    capture_output=True,
+    text=True,
+    timeout=timeout,
+  )
 
 
 def _assert_clear_error(proc, *needles):
@@ -30,30 +39,36 @@ def _assert_clear_error(proc, *needles):
 
 
 def test_batch_not_divisible_by_devices(tmp_path):
-  proc = _main("--config=configs/demo.py:smoke", f"--workdir={tmp_path}",
-               "--config.batch_size=6")
+  proc = _main("--config=configs/demo.py:smoke", f"--workdir={tmp_path}", "--config.batch_size=6")
   _assert_clear_error(proc, "jaxact: error:", "not divisible by the 4 devices")
   assert not (tmp_path / "checkpoints").exists()
 
 
 def test_unknown_override_key(tmp_path):
-  proc = _main("--config=configs/demo.py:smoke", f"--workdir={tmp_path}",
-               "--config.batchsize=8")
+  proc = _main("--config=configs/demo.py:smoke", f"--workdir={tmp_path}", "--config.batchsize=8")
   _assert_clear_error(proc, "batchsize")
 
 
 def test_missing_dataset_gives_build_command(tmp_path):
-  proc = _main("--config=configs/ucf101_paper_a.py:smoke", f"--workdir={tmp_path / 'run'}",
-               f"--config.data.data_dir={tmp_path}")
+  proc = _main(
+    "--config=configs/ucf101_paper_a.py:smoke",
+    f"--workdir={tmp_path / 'run'}",
+    f"--config.data.data_dir={tmp_path}",
+  )
   _assert_clear_error(proc, "jaxact: error:", "python -m jaxact.data.build ucf101")
 
 
 def test_eval_without_checkpoint(tmp_path):
   script = os.path.join(ROOT, "tests", "train", "fake_run.py")
   env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4")
-  proc = subprocess.run([sys.executable, script, f"--config={script}", f"--workdir={tmp_path}",
-                         "--mode=eval"], cwd=ROOT, env=env, capture_output=True, text=True,
-                        timeout=300)
+  proc = subprocess.run(
+    [sys.executable, script, f"--config={script}", f"--workdir={tmp_path}", "--mode=eval"],
+    cwd=ROOT,
+    env=env,
+    capture_output=True,
+    text=True,
+    timeout=300,
+  )
   _assert_clear_error(proc, "jaxact: error:", "No checkpoint in", "--mode train")
 
 
@@ -63,8 +78,12 @@ def test_demo_smoke_end_to_end(tmp_path):
   The one default test through the real data pipeline and registry model
   (~2 min on 2 cores: dataset build + first compiles).
   """
-  proc = _main("--config=configs/demo.py:smoke", f"--workdir={tmp_path / 'run'}",
-               f"--config.data.data_dir={tmp_path / 'tfds'}", timeout=1200)
+  proc = _main(
+    "--config=configs/demo.py:smoke",
+    f"--workdir={tmp_path / 'run'}",
+    f"--config.data.data_dir={tmp_path / 'tfds'}",
+    timeout=1200,
+  )
   assert proc.returncode == 0, proc.stderr[-3000:]
   results = json.loads((tmp_path / "run" / "eval_results.json").read_text())
   assert results["num_examples"] == 72 and results["step"] == 4
@@ -80,37 +99,60 @@ def test_demo_smoke_two_processes_match_one(tmp_path):
   losses of 1 process × 4 devices (each process reads its slice of every
   global batch)."""
   data_dir = tmp_path / "tfds"
-  single = _main("--config=configs/demo.py:smoke", f"--workdir={tmp_path / 'one'}",
-                 f"--config.data.data_dir={data_dir}", timeout=1200)
+  single = _main(
+    "--config=configs/demo.py:smoke",
+    f"--workdir={tmp_path / 'one'}",
+    f"--config.data.data_dir={data_dir}",
+    timeout=1200,
+  )
   assert single.returncode == 0, single.stderr[-3000:]
   env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS=FAST_COMPILE)
   multi = subprocess.run(
-      [sys.executable, os.path.join(ROOT, "launch", "local_multiprocess.py"),
-       "--num_processes=2", "--devices_per_process=2", "--",
-       "--config=configs/demo.py:smoke", f"--workdir={tmp_path / 'two'}",
-       f"--config.data.data_dir={data_dir}"],
-      cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200)
+    [
+      sys.executable,
+      os.path.join(ROOT, "launch", "local_multiprocess.py"),
+      "--num_processes=2",
+      "--devices_per_process=2",
+      "--",
+      "--config=configs/demo.py:smoke",
+      f"--workdir={tmp_path / 'two'}",
+      f"--config.data.data_dir={data_dir}",
+    ],
+    cwd=ROOT,
+    env=env,
+    capture_output=True,
+    text=True,
+    timeout=1200,
+  )
   assert multi.returncode == 0, multi.stdout[-3000:]
   losses = lambda run: [json.loads(l)["loss"] for l in open(tmp_path / run / "metrics.jsonl")]
   assert len(losses("one")) == 4
   np.testing.assert_allclose(losses("two"), losses("one"), rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("config,needle", [
+@pytest.mark.parametrize(
+  "config,needle",
+  [
     ("configs/demo.py:smok", "Unknown config argument 'smok'"),
     ("configs/no_such_config.py", "No such file"),
-])
+  ],
+)
 def test_bad_config_file(tmp_path, config, needle):
   _assert_clear_error(_main(f"--config={config}", f"--workdir={tmp_path}"), needle)
 
 
 def test_nan_loss_is_one_line_and_keeps_checkpoints(tmp_path):
   script = os.path.join(ROOT, "tests", "train", "fake_run.py")
-  config = (f"{script}:optimizer.learning_rate=1e30;optimizer.momentum=0.0;"
-            "checkpoint_every_steps=1")
+  config = f"{script}:optimizer.learning_rate=1e30;optimizer.momentum=0.0;checkpoint_every_steps=1"
   env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4")
-  proc = subprocess.run([sys.executable, script, f"--config={config}", f"--workdir={tmp_path}"],
-                        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+  proc = subprocess.run(
+    [sys.executable, script, f"--config={config}", f"--workdir={tmp_path}"],
+    cwd=ROOT,
+    env=env,
+    capture_output=True,
+    text=True,
+    timeout=300,
+  )
   _assert_clear_error(proc, "jaxact: error: The loss became", "last good checkpoint")
   bad = int(proc.stderr.split("at step ")[1].split(".")[0])
   steps = sorted(int(p.name) for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit())
@@ -119,10 +161,16 @@ def test_nan_loss_is_one_line_and_keeps_checkpoints(tmp_path):
 
 def test_unreachable_coordinator_is_one_line(tmp_path):
   import socket
+
   with socket.socket() as s:  # a port nobody listens on
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
-  proc = _main("--config=configs/demo.py:smoke", f"--workdir={tmp_path}",
-               f"--coordinator_address=127.0.0.1:{port}", "--num_processes=2", "--process_id=1",
-               "--initialization_timeout=2")
+  proc = _main(
+    "--config=configs/demo.py:smoke",
+    f"--workdir={tmp_path}",
+    f"--coordinator_address=127.0.0.1:{port}",
+    "--num_processes=2",
+    "--process_id=1",
+    "--initialization_timeout=2",
+  )
   _assert_clear_error(proc, "jaxact: error:", f"127.0.0.1:{port}", "did not answer")

@@ -49,5 +49,6 @@ def keep_large_buffers_on_heap() -> bool:
     return False
   mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
   mallopt.restype = ctypes.c_int
-  return bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)
-              and mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+  return bool(
+    mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD) and mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD)
+  )

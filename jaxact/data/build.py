@@ -24,9 +24,20 @@ import sys
 
 from jaxact.data import datasets
 
+# Fields every TFDS BuilderConfig has; the rest are jaxact's build options.
+_BASE_CONFIG_FIELDS = {
+  "name",
+  "version",
+  "release_notes",
+  "supported_versions",
+  "description",
+  "tags",
+}
 
-def make_builder(name: str, data_dir=None, manual_dir=None, *,
-                 config: str = "", flow_fn=None, **overrides):
+
+def make_builder(
+  name: str, data_dir=None, manual_dir=None, *, config: str = "", flow_fn=None, **overrides
+):
   """Instantiates a builder.
 
   Args:
@@ -45,27 +56,26 @@ def make_builder(name: str, data_dir=None, manual_dir=None, *,
   configs = {c.name: c for c in cls.BUILDER_CONFIGS}
   base = config or cls.BUILDER_CONFIGS[0].name
   if base not in configs:
-    raise KeyError(f"{name}: unknown config {base!r}; known: "
-                   f"{', '.join(configs)}")
+    raise KeyError(f"{name}: unknown config {base!r}; known: {', '.join(configs)}")
   cfg = configs[base]
   if overrides:
     fields = {f.name for f in dataclasses.fields(cfg)}
     unknown = sorted(set(overrides) - fields)
     if unknown:
-      raise KeyError(f"{name}: unknown build option(s) {unknown}; known: "
-                     f"{sorted(fields - {'name', 'version', 'release_notes', 'supported_versions', 'description', 'tags'})}")
+      raise KeyError(
+        f"{name}: unknown build option(s) {unknown}; known: {sorted(fields - _BASE_CONFIG_FIELDS)}"
+      )
     suffix = "-".join(f"{k}{v}" for k, v in sorted(overrides.items()))
-    cfg = dataclasses.replace(cfg, name=f"{base}-{suffix}".replace(".", "p"),
-                              **overrides)
+    cfg = dataclasses.replace(cfg, name=f"{base}-{suffix}".replace(".", "p"), **overrides)
   kwargs = {"config": cfg, "file_format": "array_record"}
   if data_dir:
     kwargs["data_dir"] = os.path.expanduser(os.fspath(data_dir))
   return cls(flow_fn=flow_fn, manual_dir=manual_dir, **kwargs)
 
 
-def ensure_built(name: str, data_dir=None, manual_dir=None, *,
-                 config: str = "", flow_fn=None,
-                 **overrides) -> datasets.DatasetInfo:
+def ensure_built(
+  name: str, data_dir=None, manual_dir=None, *, config: str = "", flow_fn=None, **overrides
+) -> datasets.DatasetInfo:
   """Builds the dataset if it is missing; returns its metadata.
 
   Args: as :func:`make_builder`.
@@ -73,13 +83,14 @@ def ensure_built(name: str, data_dir=None, manual_dir=None, *,
   Returns:
     ``jaxact.data.datasets.DatasetInfo``.
   """
-  builder = make_builder(name, data_dir, manual_dir, config=config,
-                         flow_fn=flow_fn, **overrides)
+  builder = make_builder(name, data_dir, manual_dir, config=config, flow_fn=flow_fn, **overrides)
   config_name = builder.builder_config.name
   if datasets.prepared_dir(name, data_dir, config_name) is None:
     import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+
     dl_config = tfds.download.DownloadConfig(
-        manual_dir=os.fspath(manual_dir) if manual_dir else None)
+      manual_dir=os.fspath(manual_dir) if manual_dir else None
+    )
     builder.download_and_prepare(download_config=dl_config)
   return datasets.load_info(name, data_dir, config_name)
 
@@ -95,17 +106,22 @@ def _parse_value(text: str):
 
 def main(argv=None) -> int:
   import argparse  # pylint: disable=g-import-not-at-top
+
   p = argparse.ArgumentParser(
-      prog="python -m jaxact.data.build",
-      description="Build a jaxact TFDS dataset (ArrayRecord, RGB JPEG + "
-      "TV-L1 flow).")
+    prog="python -m jaxact.data.build",
+    description="Build a jaxact TFDS dataset (ArrayRecord, RGB JPEG + TV-L1 flow).",
+  )
   p.add_argument("name", help=", ".join(sorted(datasets.DATASET_NAMES)))
-  p.add_argument("--manual_dir", default=None,
-                 help="the official download (layouts in the README)")
+  p.add_argument("--manual_dir", default=None, help="the official download (layouts in the README)")
   p.add_argument("--data_dir", default=None, help="TFDS data dir")
   p.add_argument("--config", default="", help="builder config, e.g. split2")
-  p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                 help="builder-config field, e.g. short_side=128 (repeatable)")
+  p.add_argument(
+    "--set",
+    action="append",
+    default=[],
+    metavar="KEY=VALUE",
+    help="builder-config field, e.g. short_side=128 (repeatable)",
+  )
   args = p.parse_args(argv)
   overrides = {}
   for item in args.set:
@@ -114,15 +130,16 @@ def main(argv=None) -> int:
       p.error(f"--set expects KEY=VALUE, got {item!r}")
     overrides[key] = _parse_value(value)
   try:
-    info = ensure_built(args.name, args.data_dir, args.manual_dir,
-                        config=args.config, **overrides)
+    info = ensure_built(args.name, args.data_dir, args.manual_dir, config=args.config, **overrides)
   except (KeyError, FileNotFoundError, ValueError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 1
-  print(f"{info.name}/{info.config} ready at {info.path}: "
-        f"{info.num_classes} classes, "
-        + ", ".join(f"{k} {v}" for k, v in sorted(info.split_sizes.items()))
-        + f", {len(info.skipped)} skipped")
+  print(
+    f"{info.name}/{info.config} ready at {info.path}: "
+    f"{info.num_classes} classes, "
+    + ", ".join(f"{k} {v}" for k, v in sorted(info.split_sizes.items()))
+    + f", {len(info.skipped)} skipped"
+  )
   return 0
 
 

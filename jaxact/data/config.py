@@ -25,11 +25,11 @@ import ml_collections
 # Short (CLI) name → registered TFDS name. TFDS itself ships a ``ucf101``
 # builder, so ours are prefixed.
 DATASET_NAMES = {
-    "ucf101": "jaxact_ucf101",
-    "hmdb51": "jaxact_hmdb51",
-    "kinetics400": "jaxact_kinetics400",
-    "video_folder": "jaxact_video_folder",
-    "synthetic_motion": "jaxact_synthetic_motion",
+  "ucf101": "jaxact_ucf101",
+  "hmdb51": "jaxact_hmdb51",
+  "kinetics400": "jaxact_kinetics400",
+  "video_folder": "jaxact_video_folder",
+  "synthetic_motion": "jaxact_synthetic_motion",
 }
 
 

@@ -9,7 +9,7 @@ than float32); the step turns them into network inputs with these functions.
   statistics); ``v = 128`` is no motion.
 """
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import jax.numpy as jnp
 

@@ -34,8 +34,9 @@ from jaxact.data import allocator, datasets, record_index, sampling, transforms
 from jaxact.data.datasets.base import decode_jpeg
 
 
-def decode_clip(example: dict, rgb_idx: np.ndarray, flow_idx: np.ndarray
-                ) -> tuple[np.ndarray, np.ndarray]:
+def decode_clip(
+  example: dict, rgb_idx: np.ndarray, flow_idx: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
   """Decodes only the sampled frames and flows of one stored example.
 
   Args:
@@ -96,13 +97,20 @@ class LazyRecords:
       if self._indexed is None:
         where = os.fspath(source.dataset_info.data_dir)
         if "://" in where:
-          logging.warning("%s is not a local path: clips read whole videos "
-                          "(byte-range reads need a local or FUSE-mounted "
-                          "file system)", where)
+          logging.warning(
+            "%s is not a local path: clips read whole videos "
+            "(byte-range reads need a local or FUSE-mounted "
+            "file system)",
+            where,
+          )
         else:
-          logging.warning("%s has no (valid) frame index: clips read whole "
-                          "videos. Index it once with: python -m "
-                          "jaxact.data.record_index %s", where, where)
+          logging.warning(
+            "%s has no (valid) frame index: clips read whole "
+            "videos. Index it once with: python -m "
+            "jaxact.data.record_index %s",
+            where,
+            where,
+          )
 
   def __len__(self) -> int:
     return len(self._source)
@@ -114,6 +122,7 @@ class LazyRecords:
     if self._raw is None:
       return self._source[index]
     from tensorflow_datasets.proto import tf_example_pb2  # pylint: disable=g-import-not-at-top
+
     feats = tf_example_pb2.Example.FromString(self._raw[index]).features.feature
     out = {k: feats[k].bytes_list.value for k in record_index.KEYS}
     out["num_frames"] = int(feats["num_frames"].int64_list.value[0])
@@ -132,8 +141,12 @@ class TrainSample(grain.transforms.RandomMap):
 
   def random_map(self, example, rng: np.random.Generator):
     rgb_idx, flow_idx = sampling.sample_clip(
-        int(example["num_frames"]), scheme=self.scheme,
-        num_steps=self.num_steps, flow_length=self.flow_length, rng=rng)
+      int(example["num_frames"]),
+      scheme=self.scheme,
+      num_steps=self.num_steps,
+      flow_length=self.flow_length,
+      rng=rng,
+    )
     rgb, flow = decode_clip(example, rgb_idx, flow_idx)
     rgb, flow = self.augment(rng, rgb, flow, self.cfg)
     return {"rgb": rgb, "flow": flow, "label": np.int32(example["label"])}
@@ -160,27 +173,37 @@ class EvalSample(grain.transforms.Map):
   def map(self, k):
     idx = self.p + int(k) * self.pc
     if idx >= self.n:
-      return {"rgb": np.zeros(self.rgb_shape, np.uint8),
-              "flow": np.full(self.flow_shape, 128, np.uint8),
-              "label": np.int32(0), "mask": np.bool_(False),
-              "index": np.int64(-1)}
+      return {
+        "rgb": np.zeros(self.rgb_shape, np.uint8),
+        "flow": np.full(self.flow_shape, 128, np.uint8),
+        "label": np.int32(0),
+        "mask": np.bool_(False),
+        "index": np.int64(-1),
+      }
     example = self.source[idx]
     c = self.cfg
     rgbs, flows = [], []
     for clip in range(c.eval_clips):
       rgb_idx, flow_idx = sampling.sample_clip(
-          int(example["num_frames"]), scheme=c.sampling,
-          num_steps=c.num_steps, flow_length=c.flow_length, clip=clip,
-          num_clips=c.eval_clips)
+        int(example["num_frames"]),
+        scheme=c.sampling,
+        num_steps=c.num_steps,
+        flow_length=c.flow_length,
+        clip=clip,
+        num_clips=c.eval_clips,
+      )
       rgb, flow = decode_clip(example, rgb_idx, flow_idx)
       rgb, flow = transforms.resize_short(rgb, flow, c.resize_short)
-      r, f = transforms.eval_crops(rgb, flow, size=c.image_size,
-                                   num_crops=c.eval_crops)
+      r, f = transforms.eval_crops(rgb, flow, size=c.image_size, num_crops=c.eval_crops)
       rgbs.append(r)
       flows.append(f)
-    return {"rgb": np.concatenate(rgbs), "flow": np.concatenate(flows),
-            "label": np.int32(example["label"]), "mask": np.bool_(True),
-            "index": np.int64(idx)}
+    return {
+      "rgb": np.concatenate(rgbs),
+      "flow": np.concatenate(flows),
+      "label": np.int32(example["label"]),
+      "mask": np.bool_(True),
+      "index": np.int64(idx),
+    }
 
 
 class _ProcessSlice(grain.MapDataset):
@@ -191,8 +214,14 @@ class _ProcessSlice(grain.MapDataset):
   slices of ``B = G / P`` and process ``p`` reads slice ``p``.
   """
 
-  def __init__(self, parent: grain.MapDataset, *, global_batch_size: int,
-               process_index: int, process_count: int):
+  def __init__(
+    self,
+    parent: grain.MapDataset,
+    *,
+    global_batch_size: int,
+    process_index: int,
+    process_count: int,
+  ):
     super().__init__(parent)
     self._global = global_batch_size
     self._local = global_batch_size // process_count
@@ -205,12 +234,12 @@ class _ProcessSlice(grain.MapDataset):
     if isinstance(index, slice):
       return self.slice(index)
     k = int(index)
-    return self._parent[(k // self._local) * self._global + self._offset
-                        + k % self._local]
+    return self._parent[(k // self._local) * self._global + self._offset + k % self._local]
 
   def __str__(self) -> str:
-    return (f"ProcessSlice(global_batch={self._global}, "
-            f"local_batch={self._local}, offset={self._offset})")
+    return (
+      f"ProcessSlice(global_batch={self._global}, local_batch={self._local}, offset={self._offset})"
+    )
 
 
 class _Cfg:
@@ -237,8 +266,15 @@ class Loader:
     num_classes, class_names: from the dataset's metadata.
   """
 
-  def __init__(self, dataset: grain.IterDataset, *, train: bool,
-               num_examples: int, class_names, num_batches: int | None):
+  def __init__(
+    self,
+    dataset: grain.IterDataset,
+    *,
+    train: bool,
+    num_examples: int,
+    class_names,
+    num_batches: int | None,
+  ):
     self._dataset = dataset
     self._train = train
     self._it = None
@@ -280,32 +316,36 @@ class Loader:
       it.close()
 
 
-def _check(data_cfg, global_batch_size: int, process_index: int,
-           process_count: int) -> None:
+def _check(data_cfg, global_batch_size: int, process_index: int, process_count: int) -> None:
   if process_count < 1 or not 0 <= process_index < process_count:
-    raise ValueError(f"bad process_index={process_index} / "
-                     f"process_count={process_count}")
+    raise ValueError(f"bad process_index={process_index} / process_count={process_count}")
   if global_batch_size % process_count:
-    raise ValueError(f"global_batch_size {global_batch_size} is not divisible "
-                     f"by process_count {process_count}")
+    raise ValueError(
+      f"global_batch_size {global_batch_size} is not divisible by process_count {process_count}"
+    )
   if data_cfg.sampling not in sampling.SCHEMES:
-    raise ValueError(f"data.sampling {data_cfg.sampling!r} is not one of "
-                     f"{sampling.SCHEMES}")
+    raise ValueError(f"data.sampling {data_cfg.sampling!r} is not one of {sampling.SCHEMES}")
   if data_cfg.eval_crops not in (1, 3, 10):
-    raise ValueError(f"data.eval_crops must be 1, 3 or 10, got "
-                     f"{data_cfg.eval_crops}")
-  for key in ("num_steps", "flow_length", "image_size", "resize_short",
-              "eval_clips"):
+    raise ValueError(f"data.eval_crops must be 1, 3 or 10, got {data_cfg.eval_crops}")
+  for key in ("num_steps", "flow_length", "image_size", "resize_short", "eval_clips"):
     if data_cfg[key] < 1:
       raise ValueError(f"data.{key} must be >= 1, got {data_cfg[key]}")
   if data_cfg.augment not in transforms.TRAIN_AUGMENTS:
-    raise ValueError(f"data.augment {data_cfg.augment!r} is not one of "
-                     f"{sorted(transforms.TRAIN_AUGMENTS)}")
+    raise ValueError(
+      f"data.augment {data_cfg.augment!r} is not one of {sorted(transforms.TRAIN_AUGMENTS)}"
+    )
 
 
-def create_loader(data_cfg, *, split: str, train: bool, global_batch_size: int,
-                  seed: int = 0, process_index: int = 0,
-                  process_count: int = 1) -> Loader:
+def create_loader(
+  data_cfg,
+  *,
+  split: str,
+  train: bool,
+  global_batch_size: int,
+  seed: int = 0,
+  process_index: int = 0,
+  process_count: int = 1,
+) -> Loader:
   """The host input pipeline of one process.
 
   Args:
@@ -332,13 +372,18 @@ def create_loader(data_cfg, *, split: str, train: bool, global_batch_size: int,
   n = len(source)
   if train:
     if n < global_batch_size:
-      raise ValueError(f"split {split!r} has {n} examples, fewer than one "
-                       f"global batch of {global_batch_size}")
+      raise ValueError(
+        f"split {split!r} has {n} examples, fewer than one global batch of {global_batch_size}"
+      )
     ds = grain.MapDataset.source(source).shuffle(seed=seed).repeat(None)
     # RNG from the global position (before slicing): independent of P.
     ds = ds.random_map(TrainSample(data_cfg), seed=seed + 1)
-    ds = _ProcessSlice(ds, global_batch_size=global_batch_size,
-                       process_index=process_index, process_count=process_count)
+    ds = _ProcessSlice(
+      ds,
+      global_batch_size=global_batch_size,
+      process_index=process_index,
+      process_count=process_count,
+    )
     ds = ds.batch(batch, drop_remainder=True)
     num_batches = None
   else:
@@ -347,12 +392,18 @@ def create_loader(data_cfg, *, split: str, train: bool, global_batch_size: int,
     ds = grain.MapDataset.range(num_batches * batch)
     ds = ds.map(EvalSample(source, data_cfg, process_index, process_count))
     ds = ds.batch(batch, drop_remainder=False)
-  it_ds = ds.to_iter_dataset(grain.ReadOptions(
+  it_ds = ds.to_iter_dataset(
+    grain.ReadOptions(
       num_threads=max(1, data_cfg.read_threads),
-      prefetch_buffer_size=max(1, data_cfg.prefetch, data_cfg.read_threads)))
+      prefetch_buffer_size=max(1, data_cfg.prefetch, data_cfg.read_threads),
+    )
+  )
   if data_cfg.num_workers > 0:
-    it_ds = it_ds.mp_prefetch(grain.MultiprocessingOptions(
-        num_workers=data_cfg.num_workers,
-        per_worker_buffer_size=max(1, data_cfg.prefetch)))
-  return Loader(it_ds, train=train, num_examples=n,
-                class_names=info.class_names, num_batches=num_batches)
+    it_ds = it_ds.mp_prefetch(
+      grain.MultiprocessingOptions(
+        num_workers=data_cfg.num_workers, per_worker_buffer_size=max(1, data_cfg.prefetch)
+      )
+    )
+  return Loader(
+    it_ds, train=train, num_examples=n, class_names=info.class_names, num_batches=num_batches
+  )

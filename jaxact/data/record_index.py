@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import bisect
 import collections
+import contextlib
 import json
 import logging
 import os
@@ -57,10 +58,18 @@ FORMAT_VERSION = 1
 _CRC_SPAN = 1 << 16
 _SEARCH_WINDOW = 4096  # a record starts within this many bytes of the last
 
-RECORD_DTYPE = np.dtype([
-    ("start", "<i8"), ("length", "<i8"), ("label", "<i8"),
-    ("num_frames", "<i8"), ("frames", "<i8"), ("flow_x", "<i8"),
-    ("flow_y", "<i8"), ("end", "<i8")])
+RECORD_DTYPE = np.dtype(
+  [
+    ("start", "<i8"),
+    ("length", "<i8"),
+    ("label", "<i8"),
+    ("num_frames", "<i8"),
+    ("frames", "<i8"),
+    ("flow_x", "<i8"),
+    ("flow_y", "<i8"),
+    ("end", "<i8"),
+  ]
+)
 
 
 class StaleIndexError(RuntimeError):
@@ -86,15 +95,14 @@ def read_logical(fd: int, start: int, length: int) -> bytes:
   last = physical_offset(start + length - 1)
   raw = os.pread(fd, last - first + 1, first)
   if len(raw) != last - first + 1:
-    raise StaleIndexError(f"short read at offset {first}: the shard is shorter "
-                      f"than its index says")
+    raise StaleIndexError(f"short read at offset {first}: the shard is shorter than its index says")
   if len(raw) == length:  # no block header inside
     return raw
   pieces, pos, remaining = [], start, length
   while remaining:
     take = min(remaining, _PAYLOAD - pos % _PAYLOAD)
     at = physical_offset(pos) - first
-    pieces.append(raw[at:at + take])
+    pieces.append(raw[at : at + take])
     pos += take
     remaining -= take
   return b"".join(pieces)
@@ -162,8 +170,7 @@ def image_spans(record: bytes) -> dict[str, list[tuple[int, int]]]:
         spans = []
         for num4, s4, e4 in _fields(buf, *feature):  # Feature.bytes_list
           if num4 == 1:
-            spans.extend((s5, e5 - s5) for num5, s5, e5 in _fields(buf, s4, e4)
-                         if num5 == 1)
+            spans.extend((s5, e5 - s5) for num5, s5, e5 in _fields(buf, s4, e4) if num5 == 1)
         out[key] = spans
   missing = [k for k in KEYS if k not in out]
   if missing:
@@ -178,15 +185,13 @@ def _fingerprint(path: str) -> dict:
     head = f.read(_CRC_SPAN)
     f.seek(max(0, size - _CRC_SPAN))
     tail = f.read(_CRC_SPAN)
-  return {"shard_size": size, "head_crc32": zlib.crc32(head),
-          "tail_crc32": zlib.crc32(tail)}
+  return {"shard_size": size, "head_crc32": zlib.crc32(head), "tail_crc32": zlib.crc32(tail)}
 
 
 def index_dir(shard: str) -> str:
   """``<dataset folder>/jaxact-index/<shard file name>/``."""
   shard = os.fspath(shard)
-  return os.path.join(os.path.dirname(shard), INDEX_FOLDER,
-                      os.path.basename(shard))
+  return os.path.join(os.path.dirname(shard), INDEX_FOLDER, os.path.basename(shard))
 
 
 def write_index(shard: str) -> bool:
@@ -198,7 +203,9 @@ def write_index(shard: str) -> bool:
   """
   from array_record.python import array_record_module as ar  # pylint: disable=g-import-not-at-top
   from tensorflow_datasets.proto import tf_example_pb2  # pylint: disable=g-import-not-at-top
+
   from jaxact.data import allocator  # pylint: disable=g-import-not-at-top
+
   allocator.keep_large_buffers_on_heap()  # whole records are read here
   shard = os.fspath(shard)
   reader = ar.ArrayRecordReader(shard, "readahead_buffer_size:0")
@@ -218,8 +225,9 @@ def write_index(shard: str) -> bool:
         at = window.find(rec[:64])
         start = pos + at
         if at < 0 or read_logical(fd, start, len(rec)) != rec:
-          logging.warning("%s: record %d is not stored contiguously; shard "
-                          "left unindexed (read whole)", shard, i)
+          logging.warning(
+            "%s: record %d is not stored contiguously; shard left unindexed (read whole)", shard, i
+          )
           return False
         feats = tf_example_pb2.Example.FromString(rec).features.feature
         row = records[i]
@@ -240,10 +248,13 @@ def write_index(shard: str) -> bool:
   tmp = out + ".tmp"
   os.makedirs(tmp, exist_ok=True)  # parents included
   np.save(os.path.join(tmp, "records.npy"), records)
-  np.save(os.path.join(tmp, "images.npy"),
-          np.asarray(images, np.uint32).reshape(-1, 2))
-  header = {"version": FORMAT_VERSION, "num_records": len(records),
-            "num_images": len(images), **_fingerprint(shard)}
+  np.save(os.path.join(tmp, "images.npy"), np.asarray(images, np.uint32).reshape(-1, 2))
+  header = {
+    "version": FORMAT_VERSION,
+    "num_records": len(records),
+    "num_images": len(images),
+    **_fingerprint(shard),
+  }
   with open(os.path.join(tmp, "header.json"), "w") as f:
     json.dump(header, f)
   if os.path.isdir(out):
@@ -273,18 +284,21 @@ def index_dataset(data_dir, workers: int | None = None) -> int:
   directory = os.fspath(data_dir)
   if not os.path.isdir(directory):
     return 0
-  shards = [os.path.join(directory, name)
-            for name in sorted(os.listdir(directory))
-            if ".array_record-" in name
-            and os.path.isfile(os.path.join(directory, name))]
+  shards = [
+    os.path.join(directory, name)
+    for name in sorted(os.listdir(directory))
+    if ".array_record-" in name and os.path.isfile(os.path.join(directory, name))
+  ]
   workers = min(len(shards), workers or os.cpu_count() or 1)
   if workers < 2 or len(shards) < 4:
     return sum(write_index(s) for s in shards)
   import concurrent.futures  # pylint: disable=g-import-not-at-top
   import multiprocessing  # pylint: disable=g-import-not-at-top
+
   # spawn: the caller may hold JAX threads (TV-L1), which fork would copy.
   with concurrent.futures.ProcessPoolExecutor(
-      workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+    workers, mp_context=multiprocessing.get_context("spawn")
+  ) as pool:
     return sum(pool.map(write_index, shards))
 
 
@@ -309,10 +323,8 @@ class _OpenShard:
   def __del__(self):
     fd, self.fd = getattr(self, "fd", None), None
     if fd is not None:
-      try:
+      with contextlib.suppress(OSError):
         os.close(fd)
-      except OSError:
-        pass
 
 
 def _open_shard(shard: str) -> _OpenShard:
@@ -337,7 +349,7 @@ class ShardIndex:
     self.shard = os.fspath(shard)
 
   @classmethod
-  def open(cls, shard: str) -> "ShardIndex | None":
+  def open(cls, shard: str) -> ShardIndex | None:
     """The shard's index, or None if absent or stale (then logs why)."""
     folder = index_dir(shard)
     try:
@@ -346,15 +358,22 @@ class ShardIndex:
     except FileNotFoundError:
       return None
     if header.get("version") != FORMAT_VERSION:
-      logging.warning("%s: index format %s, expected %s; reading whole "
-                      "records", folder, header.get("version"), FORMAT_VERSION)
+      logging.warning(
+        "%s: index format %s, expected %s; reading whole records",
+        folder,
+        header.get("version"),
+        FORMAT_VERSION,
+      )
       return None
     current = _fingerprint(shard)
     if any(header.get(k) != v for k, v in current.items()):
-      logging.warning("%s does not match its shard (changed since it was "
-                      "indexed); reading whole records. Re-index with: "
-                      "python -m jaxact.data.record_index %s", folder,
-                      os.path.dirname(shard))
+      logging.warning(
+        "%s does not match its shard (changed since it was "
+        "indexed); reading whole records. Re-index with: "
+        "python -m jaxact.data.record_index %s",
+        folder,
+        os.path.dirname(shard),
+      )
       return None
     return cls(shard)
 
@@ -365,12 +384,13 @@ class ShardIndex:
     row = handle.records[position]
     bounds = [int(row[k]) for k in KEYS] + [int(row["end"])]
     # One conversion per record: Python ints for the per-image reads.
-    spans = handle.images[bounds[0]:bounds[-1]].tolist()
+    spans = handle.images[bounds[0] : bounds[-1]].tolist()
     start = int(row["start"])
     out = {"label": int(row["label"]), "num_frames": int(row["num_frames"])}
     for j, key in enumerate(KEYS):
-      out[key] = ImageList(self.shard, handle, start, spans[
-          bounds[j] - bounds[0]:bounds[j + 1] - bounds[0]])
+      out[key] = ImageList(
+        self.shard, handle, start, spans[bounds[j] - bounds[0] : bounds[j + 1] - bounds[0]]
+      )
     return out
 
 
@@ -384,8 +404,7 @@ class ImageList:
     spans: ``[(offset in the record, length)]`` of each image.
   """
 
-  def __init__(self, shard: str, handle: _OpenShard, record_start: int,
-               spans: list[list[int]]):
+  def __init__(self, shard: str, handle: _OpenShard, record_start: int, spans: list[list[int]]):
     self._shard, self._handle = shard, handle
     self._start, self._spans = record_start, spans
 
@@ -398,11 +417,12 @@ class ImageList:
     data = read_logical(self._handle.fd, start, length)
     if data[:2] != b"\xff\xd8" or data[-2:] != b"\xff\xd9":
       raise StaleIndexError(
-          f"{self._shard}: image at logical offset {start} is not a JPEG: "
-          f"the index does not match the shard; delete "
-          f"{index_dir(self._shard)} (reads fall back to whole records) or "
-          f"re-index with python -m jaxact.data.record_index "
-          f"{os.path.dirname(self._shard)}")
+        f"{self._shard}: image at logical offset {start} is not a JPEG: "
+        f"the index does not match the shard; delete "
+        f"{index_dir(self._shard)} (reads fall back to whole records) or "
+        f"re-index with python -m jaxact.data.record_index "
+        f"{os.path.dirname(self._shard)}"
+      )
     return data
 
   def __iter__(self):
@@ -419,20 +439,20 @@ class IndexedSource:
   """
 
   def __init__(self, file_instructions, shards: dict):
-    self._parts = [(shards[fi.filename], fi.skip, fi.take)
-                   for fi in file_instructions]
+    self._parts = [(shards[fi.filename], fi.skip, fi.take) for fi in file_instructions]
     self._ends = list(np.cumsum([take for _, _, take in self._parts]))
 
   @classmethod
-  def open(cls, source) -> "IndexedSource | None":
+  def open(cls, source) -> IndexedSource | None:
     """For a TFDS ``ArrayRecordDataSource``; None unless all shards indexed."""
-    info, split = getattr(source, "dataset_info", None), getattr(
-        source, "split", None)
+    info, split = getattr(source, "dataset_info", None), getattr(source, "split", None)
     if info is None or split is None:
       return None
     from tensorflow_datasets.core import splits as splits_lib  # pylint: disable=g-import-not-at-top
-    instructions = splits_lib.SplitDict(
-        split_infos=list(info.splits.values()))[split].file_instructions
+
+    instructions = splits_lib.SplitDict(split_infos=list(info.splits.values()))[
+      split
+    ].file_instructions
     shards = {}
     for fi in instructions:
       if fi.filename not in shards:
@@ -458,13 +478,14 @@ class IndexedSource:
 def main(argv: list[str]) -> None:
   """``python -m jaxact.data.record_index DATASET_DIR [...]``."""
   if len(argv) < 2:
-    raise SystemExit("usage: python -m jaxact.data.record_index "
-                     "PREPARED_DATASET_DIR [...]  (the folder with "
-                     "dataset_info.json)")
+    raise SystemExit(
+      "usage: python -m jaxact.data.record_index "
+      "PREPARED_DATASET_DIR [...]  (the folder with "
+      "dataset_info.json)"
+    )
   for d in argv[1:]:
     if not os.path.isfile(os.path.join(d, "dataset_info.json")):
-      raise SystemExit(f"{d}: not a prepared TFDS dataset folder (no "
-                       f"dataset_info.json)")
+      raise SystemExit(f"{d}: not a prepared TFDS dataset folder (no dataset_info.json)")
     print(f"{d}: indexed {index_dataset(d)} shard(s)")
 
 

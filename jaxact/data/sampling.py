@@ -35,9 +35,16 @@ def num_positions(num_frames: int, flow_length: int) -> int:
   return max(num_frames - 1 - flow_length + 1, 1)
 
 
-def step_positions(num_frames: int, *, scheme: str, num_steps: int,
-                   flow_length: int, rng: np.random.Generator | None = None,
-                   clip: int = 0, num_clips: int = 1) -> np.ndarray:
+def step_positions(
+  num_frames: int,
+  *,
+  scheme: str,
+  num_steps: int,
+  flow_length: int,
+  rng: np.random.Generator | None = None,
+  clip: int = 0,
+  num_clips: int = 1,
+) -> np.ndarray:
   """Start positions of the T steps of one clip.
 
   Args:
@@ -69,8 +76,7 @@ def step_positions(num_frames: int, *, scheme: str, num_steps: int,
   return np.clip(pos, 0, s - 1)
 
 
-def flow_indices(positions: np.ndarray, num_frames: int,
-                 flow_length: int) -> np.ndarray:
+def flow_indices(positions: np.ndarray, num_frames: int, flow_length: int) -> np.ndarray:
   """Flow indices ``(T, L)`` of the stacks starting at ``positions``.
 
   Indices past the last flow (``num_frames - 2``) are clamped to it.
@@ -79,17 +85,29 @@ def flow_indices(positions: np.ndarray, num_frames: int,
   return np.minimum(positions[:, None] + offsets[None, :], num_frames - 2)
 
 
-def sample_clip(num_frames: int, *, scheme: str, num_steps: int,
-                flow_length: int, rng: np.random.Generator | None = None,
-                clip: int = 0, num_clips: int = 1
-                ) -> tuple[np.ndarray, np.ndarray]:
+def sample_clip(
+  num_frames: int,
+  *,
+  scheme: str,
+  num_steps: int,
+  flow_length: int,
+  rng: np.random.Generator | None = None,
+  clip: int = 0,
+  num_clips: int = 1,
+) -> tuple[np.ndarray, np.ndarray]:
   """RGB and flow indices of one clip.
 
   Returns:
     ``(rgb (T,), flow (T, L))`` int64 indices: RGB frame ``rgb[t]`` is paired
     with flows ``flow[t]``.
   """
-  pos = step_positions(num_frames, scheme=scheme, num_steps=num_steps,
-                       flow_length=flow_length, rng=rng, clip=clip,
-                       num_clips=num_clips)
+  pos = step_positions(
+    num_frames,
+    scheme=scheme,
+    num_steps=num_steps,
+    flow_length=flow_length,
+    rng=rng,
+    clip=clip,
+    num_clips=num_clips,
+  )
   return pos, flow_indices(pos, num_frames, flow_length)

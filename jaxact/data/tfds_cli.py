@@ -32,8 +32,10 @@ from __future__ import annotations
 
 import sys
 
-USAGE = ("usage: jaxact-tfds build DATASET [tfds build flags]\n"
-         "(the flags of `tfds build`; `jaxact-tfds build --help` lists them)")
+USAGE = (
+  "usage: jaxact-tfds build DATASET [tfds build flags]\n"
+  "(the flags of `tfds build`; `jaxact-tfds build --help` lists them)"
+)
 
 
 def main(argv: list[str]) -> None:
@@ -43,10 +45,14 @@ def main(argv: list[str]) -> None:
     return
   if len(argv) < 2 or argv[1] != "build":
     raise SystemExit(USAGE)
-  from tensorflow_datasets.scripts.cli import build  # pylint: disable=g-import-not-at-top
-  from tensorflow_datasets.scripts.cli import cli_utils  # pylint: disable=g-import-not-at-top
+  from tensorflow_datasets.scripts.cli import (
+    build,  # pylint: disable=g-import-not-at-top
+    cli_utils,  # pylint: disable=g-import-not-at-top
+  )
+
   parse = cli_utils.make_flags_parser(
-      build.Args, description="tfds build (jaxact, no TensorFlow needed)")
+    build.Args, description="tfds build (jaxact, no TensorFlow needed)"
+  )
   parse([argv[0]] + argv[2:]).execute()
 
 

@@ -22,9 +22,9 @@ import math
 import numpy as np
 from PIL import Image
 
-from jaxact.flow.quantize import DEFAULT_BOUND as BOUND
 from jaxact.flow.quantize import dequantize as flow_to_float
 from jaxact.flow.quantize import flip_flow_stack
+
 # uint8 quantised flow <-> float32 pixels (bound 20): one definition, in jaxact.flow.
 from jaxact.flow.quantize import quantize as flow_to_uint8
 
@@ -43,8 +43,9 @@ def scale_flow(flow: np.ndarray, sx: float, sy: float) -> np.ndarray:
   return out
 
 
-def _per_channel(x: np.ndarray, out_hw: tuple[int, int], op,
-                 luts: tuple[np.ndarray, ...] | None = None) -> np.ndarray:
+def _per_channel(
+  x: np.ndarray, out_hw: tuple[int, int], op, luts: tuple[np.ndarray, ...] | None = None
+) -> np.ndarray:
   """Applies a PIL op to every ``(H, W)`` plane of ``(T, H, W, C)`` uint8.
 
   ``luts[c % len(luts)]`` (256 uint8 entries) is then applied to channel c
@@ -99,8 +100,7 @@ def resize_short(rgb, flow, short: int):
 
 def crop(rgb, flow, top: int, left: int, h: int, w: int):
   """Crops both to the window ``[top:top+h, left:left+w]``."""
-  return (rgb[:, top:top + h, left:left + w],
-          flow[:, top:top + h, left:left + w])
+  return (rgb[:, top : top + h, left : left + w], flow[:, top : top + h, left : left + w])
 
 
 def center_crop(rgb, flow, size: int):
@@ -125,12 +125,10 @@ def random_crop(rng: np.random.Generator, rgb, flow, size: int):
 
 def hflip(rgb, flow):
   """Mirrors left-right; flow x becomes ``255 - v`` (negated), y unchanged."""
-  return (np.ascontiguousarray(rgb[:, :, ::-1]),
-          np.ascontiguousarray(flip_flow_stack(flow)))
+  return (np.ascontiguousarray(rgb[:, :, ::-1]), np.ascontiguousarray(flip_flow_stack(flow)))
 
 
-def rotate_crop(rgb, flow, degrees: float, top: int, left: int, h: int,
-                w: int):
+def rotate_crop(rgb, flow, degrees: float, top: int, left: int, h: int, w: int):
   """Rotates by ``degrees`` (counter-clockwise as seen) about the frame centre,
   then crops ``[top:top+h, left:left+w]`` — in one bilinear resample.
 
@@ -145,12 +143,17 @@ def rotate_crop(rgb, flow, degrees: float, top: int, left: int, h: int,
   cos, sin = math.cos(a), math.sin(a)
   # Output pixel (x, y) ← rotated-frame point (x + left, y + top) ← source
   # point c + A^T (p - c), with A the rotation in y-down image coordinates.
-  coeffs = (cos, -sin, cx + cos * (left - cx) - sin * (top - cy),
-            sin, cos, cy + sin * (left - cx) + cos * (top - cy))
+  coeffs = (
+    cos,
+    -sin,
+    cx + cos * (left - cx) - sin * (top - cy),
+    sin,
+    cos,
+    cy + sin * (left - cx) + cos * (top - cy),
+  )
 
   def op(fill):
-    return lambda im: im.transform((w, h), Image.AFFINE, coeffs,
-                                   Image.BILINEAR, fillcolor=fill)
+    return lambda im: im.transform((w, h), Image.AFFINE, coeffs, Image.BILINEAR, fillcolor=fill)
 
   rgb_out = _per_frame(rgb, op((0, 0, 0)))
   planes = flow_to_float(_per_channel(flow, (h, w), op(128)))
@@ -175,23 +178,28 @@ def random_rotation(rng: np.random.Generator, rgb, flow, max_degrees: float):
   return rotate(rgb, flow, float(rng.uniform(-max_degrees, max_degrees)))
 
 
-def erasing_rect(rng: np.random.Generator, h: int, w: int, *, prob: float,
-                 area: tuple[float, float], aspect: tuple[float, float]):
+def erasing_rect(
+  rng: np.random.Generator,
+  h: int,
+  w: int,
+  *,
+  prob: float,
+  area: tuple[float, float],
+  aspect: tuple[float, float],
+):
   """Random-erasing rectangle ``(top, left, h, w)`` or None (Zhong et al.)."""
   if rng.random() >= prob:
     return None
   for _ in range(10):
     a = rng.uniform(*area) * h * w
     r = math.exp(rng.uniform(math.log(aspect[0]), math.log(aspect[1])))
-    eh, ew = int(round(math.sqrt(a * r))), int(round(math.sqrt(a / r)))
+    eh, ew = round(math.sqrt(a * r)), round(math.sqrt(a / r))
     if 0 < eh < h and 0 < ew < w:
-      return (int(rng.integers(0, h - eh + 1)), int(rng.integers(0, w - ew + 1)),
-              eh, ew)
+      return (int(rng.integers(0, h - eh + 1)), int(rng.integers(0, w - ew + 1)), eh, ew)
   return None
 
 
-def erase(rng: np.random.Generator, rgb, flow, top: int, left: int, h: int,
-          w: int):
+def erase(rng: np.random.Generator, rgb, flow, top: int, left: int, h: int, w: int):
   """Fills a rectangle (clipped to the frame) on every frame: RGB with
   uniform noise, flow with 128 (no motion)."""
   fh, fw = rgb.shape[1:3]
@@ -200,24 +208,30 @@ def erase(rng: np.random.Generator, rgb, flow, top: int, left: int, h: int,
   if t1 <= t0 or l1 <= l0:
     return rgb, flow
   rgb, flow = rgb.copy(), flow.copy()
-  rgb[:, t0:t1, l0:l1] = rng.integers(0, 256, (rgb.shape[0], t1 - t0, l1 - l0, 3),
-                                      dtype=np.uint8)
+  rgb[:, t0:t1, l0:l1] = rng.integers(0, 256, (rgb.shape[0], t1 - t0, l1 - l0, 3), dtype=np.uint8)
   flow[:, t0:t1, l0:l1] = 128
   return rgb, flow
 
 
-def random_erasing(rng: np.random.Generator, rgb, flow, *, prob: float,
-                   area: tuple[float, float], aspect: tuple[float, float]):
+def random_erasing(
+  rng: np.random.Generator,
+  rgb,
+  flow,
+  *,
+  prob: float,
+  area: tuple[float, float],
+  aspect: tuple[float, float],
+):
   """Erases one random rectangle, the same on all T frames and both streams."""
-  rect = erasing_rect(rng, *rgb.shape[1:3], prob=prob, area=area,
-                      aspect=aspect)
+  rect = erasing_rect(rng, *rgb.shape[1:3], prob=prob, area=area, aspect=aspect)
   if rect is None:
     return rgb, flow
   return erase(rng, rgb, flow, *rect)
 
 
-def random_resized_crop(rng: np.random.Generator, rgb, flow, *, base: int,
-                        aspect: tuple[float, float], size: int):
+def random_resized_crop(
+  rng: np.random.Generator, rgb, flow, *, base: int, aspect: tuple[float, float], size: int
+):
   """Paper B: a ``base`` crop with aspect jitter, resized to ``size``².
 
   The crop has area ``base²`` (limited by the frame) and aspect ratio
@@ -226,16 +240,15 @@ def random_resized_crop(rng: np.random.Generator, rgb, flow, *, base: int,
   h, w = rgb.shape[1:3]
   base = min(base, h, w)
   r = math.exp(rng.uniform(math.log(aspect[0]), math.log(aspect[1])))
-  cw = min(w, max(1, int(round(base * math.sqrt(r)))))
-  ch = min(h, max(1, int(round(base / math.sqrt(r)))))
+  cw = min(w, max(1, round(base * math.sqrt(r))))
+  ch = min(h, max(1, round(base / math.sqrt(r))))
   top = int(rng.integers(0, h - ch + 1))
   left = int(rng.integers(0, w - cw + 1))
   rgb, flow = crop(rgb, flow, top, left, ch, cw)
   return resize(rgb, flow, (size, size))
 
 
-def color_jitter(rng: np.random.Generator, rgb: np.ndarray,
-                 strength: float) -> np.ndarray:
+def color_jitter(rng: np.random.Generator, rgb: np.ndarray, strength: float) -> np.ndarray:
   """Brightness, contrast and saturation factors in ``[1-s, 1+s]``, in a
   random order, the same for all frames of the clip (RGB only).
 
@@ -258,8 +271,7 @@ def color_jitter(rng: np.random.Generator, rgb: np.ndarray,
     else:  # saturation: blend with the pixel's grey
       sat = f * np.eye(3) + (1 - f) * np.outer(np.ones(3), weights)
       m, b = sat @ m, sat @ b
-  matrix = tuple(float(v) for row in np.concatenate([m, b[:, None]], 1)
-                 for v in row)
+  matrix = tuple(float(v) for row in np.concatenate([m, b[:, None]], 1) for v in row)
   return _per_frame(rgb, lambda im: im.convert("RGB", matrix))
 
 
@@ -275,11 +287,14 @@ def paper_a_train(rng: np.random.Generator, rgb, flow, cfg):
   if min(h, w) < size:
     rgb, flow = resize_short(rgb, flow, size)
     h, w = rgb.shape[1:3]
-  degrees = (float(rng.uniform(-cfg.rotation_degrees, cfg.rotation_degrees))
-             if cfg.rotation_degrees > 0 else 0.0)
-  rect = erasing_rect(rng, h, w, prob=cfg.erasing_prob,
-                      area=tuple(cfg.erasing_area),
-                      aspect=tuple(cfg.erasing_aspect))
+  degrees = (
+    float(rng.uniform(-cfg.rotation_degrees, cfg.rotation_degrees))
+    if cfg.rotation_degrees > 0
+    else 0.0
+  )
+  rect = erasing_rect(
+    rng, h, w, prob=cfg.erasing_prob, area=tuple(cfg.erasing_area), aspect=tuple(cfg.erasing_aspect)
+  )
   top = int(rng.integers(0, h - size + 1))
   left = int(rng.integers(0, w - size + 1))
   rgb, flow = rotate_crop(rgb, flow, degrees, top, left, size, size)
@@ -293,9 +308,9 @@ def paper_a_train(rng: np.random.Generator, rgb, flow, cfg):
 
 def paper_b_train(rng: np.random.Generator, rgb, flow, cfg):
   """Paper B: random crop ``crop_base`` + aspect jitter, resize, colour, flip."""
-  rgb, flow = random_resized_crop(rng, rgb, flow, base=cfg.crop_base,
-                                  aspect=tuple(cfg.scale_jitter),
-                                  size=cfg.image_size)
+  rgb, flow = random_resized_crop(
+    rng, rgb, flow, base=cfg.crop_base, aspect=tuple(cfg.scale_jitter), size=cfg.image_size
+  )
   rgb = color_jitter(rng, rgb, cfg.color_jitter)
   if rng.random() < cfg.flip_prob:
     rgb, flow = hflip(rgb, flow)
@@ -318,8 +333,12 @@ def no_augment(rng, rgb, flow, cfg):
   return center_crop(rgb, flow, cfg.image_size)
 
 
-TRAIN_AUGMENTS = {"paper_a": paper_a_train, "paper_b": paper_b_train,
-                  "baseline": baseline_train, "none": no_augment}
+TRAIN_AUGMENTS = {
+  "paper_a": paper_a_train,
+  "paper_b": paper_b_train,
+  "baseline": baseline_train,
+  "none": no_augment,
+}
 
 
 def eval_crops(rgb, flow, *, size: int, num_crops: int):
@@ -340,8 +359,13 @@ def eval_crops(rgb, flow, *, size: int, num_crops: int):
     else:
       windows = [(y, (w - size) // 2) for y in (0, (h - size) // 2, h - size)]
   elif num_crops == 10:
-    windows = [(0, 0), (0, w - size), (h - size, 0), (h - size, w - size),
-               ((h - size) // 2, (w - size) // 2)]
+    windows = [
+      (0, 0),
+      (0, w - size),
+      (h - size, 0),
+      (h - size, w - size),
+      ((h - size) // 2, (w - size) // 2),
+    ]
   else:
     raise ValueError(f"eval_crops must be 1, 3 or 10, got {num_crops}")
   views = [crop(rgb, flow, y, x, size, size) for y, x in windows]

@@ -25,7 +25,7 @@ MAX_SIDE = 8192
 MAX_FRAMES = 100_000
 MAX_BYTES = 8 * 1024**3  # decoded uint8 frames held in memory at once
 
-_IMAGE_EXTS = ('.jpg', '.jpeg', '.png')
+_IMAGE_EXTS = (".jpg", ".jpeg", ".png")
 
 
 class VideoDecodeError(ValueError):
@@ -39,11 +39,10 @@ class VideoDecodeError(ValueError):
   def __init__(self, path: str | os.PathLike, reason: str):
     self.path = os.fspath(path)
     self.reason = reason
-    super().__init__(f'{self.path}: {reason}')
+    super().__init__(f"{self.path}: {reason}")
 
 
-def resized_size(height: int, width: int,
-                 short_side: int | None) -> tuple[int, int]:
+def resized_size(height: int, width: int, short_side: int | None) -> tuple[int, int]:
   """Returns ``(new_h, new_w)`` with the short side ``short_side``.
 
   The aspect ratio is kept (long side rounded to the nearest integer); sizes
@@ -52,7 +51,7 @@ def resized_size(height: int, width: int,
   if short_side is None:
     return height, width
   if short_side <= 0:
-    raise ValueError(f'short_side must be positive, got {short_side}')
+    raise ValueError(f"short_side must be positive, got {short_side}")
   if height <= width:
     return short_side, max(1, int(width * short_side / height + 0.5))
   return max(1, int(height * short_side / width + 0.5)), short_side
@@ -72,29 +71,36 @@ def resize_short_side(frame: np.ndarray, short_side: int | None) -> np.ndarray:
   return np.asarray(img.resize((nw, nh), Image.Resampling.BILINEAR))
 
 
-def _check_size(path, height: int, width: int, short_side: int | None,
-                n_frames: int, max_bytes: int) -> None:
+def _check_size(
+  path, height: int, width: int, short_side: int | None, n_frames: int, max_bytes: int
+) -> None:
   if height <= 0 or width <= 0:
-    raise VideoDecodeError(path, f'invalid frame size {width}x{height}')
+    raise VideoDecodeError(path, f"invalid frame size {width}x{height}")
   if max(height, width) > MAX_SIDE:
-    raise VideoDecodeError(
-        path, f'frame size {width}x{height} exceeds the {MAX_SIDE} px limit')
+    raise VideoDecodeError(path, f"frame size {width}x{height} exceeds the {MAX_SIDE} px limit")
   if n_frames > MAX_FRAMES:
     raise VideoDecodeError(
-        path, f'{n_frames} frames exceed the {MAX_FRAMES} frame limit; '
-        'pass max_frames to read a prefix')
+      path,
+      f"{n_frames} frames exceed the {MAX_FRAMES} frame limit; pass max_frames to read a prefix",
+    )
   nh, nw = resized_size(height, width, short_side)
   need = n_frames * nh * nw * 3
   if need > max_bytes:
     raise VideoDecodeError(
-        path, f'{n_frames} frames of {nw}x{nh} need {need / 2**30:.1f} GiB, '
-        f'over the {max_bytes / 2**30:.1f} GiB budget (max_bytes); pass '
-        'short_side or max_frames')
+      path,
+      f"{n_frames} frames of {nw}x{nh} need {need / 2**30:.1f} GiB, "
+      f"over the {max_bytes / 2**30:.1f} GiB budget (max_bytes); pass "
+      "short_side or max_frames",
+    )
 
 
-def iter_video(path: str | os.PathLike, *, short_side: int | None = None,
-               max_frames: int | None = None,
-               max_bytes: int = MAX_BYTES) -> Iterator[np.ndarray]:
+def iter_video(
+  path: str | os.PathLike,
+  *,
+  short_side: int | None = None,
+  max_frames: int | None = None,
+  max_bytes: int = MAX_BYTES,
+) -> Iterator[np.ndarray]:
   """Yields the frames of a video file as RGB uint8 ``(H, W, 3)`` arrays.
 
   Args:
@@ -110,18 +116,18 @@ def iter_video(path: str | os.PathLike, *, short_side: int | None = None,
   """
   path = os.fspath(path)
   if not os.path.exists(path):
-    raise VideoDecodeError(path, 'no such file')
+    raise VideoDecodeError(path, "no such file")
   if os.path.isdir(path):
-    raise VideoDecodeError(path, 'is a directory (use read_frame_folder)')
+    raise VideoDecodeError(path, "is a directory (use read_frame_folder)")
   try:
-    container = av.open(path, mode='r')
+    container = av.open(path, mode="r")
   except (av.FFmpegError, OSError) as e:
-    raise VideoDecodeError(path, f'cannot open: {e}') from None
+    raise VideoDecodeError(path, f"cannot open: {e}") from None
   with container:
     if not container.streams.video:
-      raise VideoDecodeError(path, 'no video stream')
+      raise VideoDecodeError(path, "no video stream")
     stream = container.streams.video[0]
-    stream.thread_type = 'AUTO'
+    stream.thread_type = "AUTO"
     limit = MAX_FRAMES if max_frames is None else max_frames
     expected = stream.frames or 0
     if max_frames is not None:
@@ -135,31 +141,32 @@ def iter_video(path: str | os.PathLike, *, short_side: int | None = None,
         if count >= limit:
           if max_frames is None:
             raise VideoDecodeError(
-                path, f'more than {MAX_FRAMES} frames; pass max_frames to '
-                'read a prefix')
+              path, f"more than {MAX_FRAMES} frames; pass max_frames to read a prefix"
+            )
           break
-        arr = frame.to_ndarray(format='rgb24')
+        arr = frame.to_ndarray(format="rgb24")
         if count == 0:
-          _check_size(path, arr.shape[0], arr.shape[1], short_side, 1,
-                      max_bytes)
+          _check_size(path, arr.shape[0], arr.shape[1], short_side, 1, max_bytes)
         count += 1
         h, w = resized_size(arr.shape[0], arr.shape[1], short_side)
         if count * h * w * 3 > max_bytes:
-          _check_size(path, arr.shape[0], arr.shape[1], short_side, count,
-                      max_bytes)
+          _check_size(path, arr.shape[0], arr.shape[1], short_side, count, max_bytes)
         yield resize_short_side(arr, short_side)
     except (av.FFmpegError, OSError, ValueError) as e:
       if isinstance(e, VideoDecodeError):
         raise
-      raise VideoDecodeError(
-          path, f'decoding failed after {count} frames: {e}') from None
+      raise VideoDecodeError(path, f"decoding failed after {count} frames: {e}") from None
     if count == 0:
-      raise VideoDecodeError(path, 'no decodable frames')
+      raise VideoDecodeError(path, "no decodable frames")
 
 
-def read_video(path: str | os.PathLike, *, short_side: int | None = None,
-               max_frames: int | None = None,
-               max_bytes: int = MAX_BYTES) -> np.ndarray:
+def read_video(
+  path: str | os.PathLike,
+  *,
+  short_side: int | None = None,
+  max_frames: int | None = None,
+  max_bytes: int = MAX_BYTES,
+) -> np.ndarray:
   """Decodes a whole video file to RGB frames.
 
   Args:
@@ -174,13 +181,12 @@ def read_video(path: str | os.PathLike, *, short_side: int | None = None,
   Raises:
     VideoDecodeError: missing, unreadable, corrupt, empty or too large input.
   """
-  frames = list(iter_video(path, short_side=short_side, max_frames=max_frames,
-                           max_bytes=max_bytes))
+  frames = list(iter_video(path, short_side=short_side, max_frames=max_frames, max_bytes=max_bytes))
   return np.stack(frames)
 
 
 def _natural_key(name: str):
-  return [int(t) if t.isdigit() else t for t in re.split(r'(\d+)', name)]
+  return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
 
 
 def list_frame_files(path: str | os.PathLike) -> list[str]:
@@ -191,15 +197,15 @@ def list_frame_files(path: str | os.PathLike) -> list[str]:
   """
   path = os.fspath(path)
   names = [n for n in os.listdir(path) if n.lower().endswith(_IMAGE_EXTS)]
-  imgs = [n for n in names if n.startswith('img_')]
+  imgs = [n for n in names if n.startswith("img_")]
   if not imgs:
-    imgs = [n for n in names if not n.startswith(('flow_x', 'flow_y'))]
+    imgs = [n for n in names if not n.startswith(("flow_x", "flow_y"))]
   return [os.path.join(path, n) for n in sorted(imgs, key=_natural_key)]
 
 
-def read_frame_folder(path: str | os.PathLike, *,
-                      short_side: int | None = None,
-                      max_bytes: int = MAX_BYTES) -> np.ndarray:
+def read_frame_folder(
+  path: str | os.PathLike, *, short_side: int | None = None, max_bytes: int = MAX_BYTES
+) -> np.ndarray:
   """Reads a folder of frames (``img_00001.jpg``… or any ``*.jpg``/``*.png``).
 
   Args:
@@ -216,32 +222,39 @@ def read_frame_folder(path: str | os.PathLike, *,
   """
   path = os.fspath(path)
   if not os.path.isdir(path):
-    raise VideoDecodeError(path, 'no such frame folder')
+    raise VideoDecodeError(path, "no such frame folder")
   files = list_frame_files(path)
   if not files:
-    raise VideoDecodeError(path, 'no img_*.jpg / *.jpg / *.png frames')
+    raise VideoDecodeError(path, "no img_*.jpg / *.jpg / *.png frames")
   frames = []
+  frames_hw = None
   for i, f in enumerate(files):
     try:
       with Image.open(f) as img:
-        arr = np.asarray(img.convert('RGB'))
+        arr = np.asarray(img.convert("RGB"))
     except (OSError, ValueError) as e:
-      raise VideoDecodeError(f, f'unreadable image: {e}') from None
+      raise VideoDecodeError(f, f"unreadable image: {e}") from None
     if i == 0:
-      _check_size(path, arr.shape[0], arr.shape[1], short_side, len(files),
-                  max_bytes)
+      _check_size(path, arr.shape[0], arr.shape[1], short_side, len(files), max_bytes)
+      frames_hw = arr.shape[:2]
     elif arr.shape[:2] != frames_hw:
       raise VideoDecodeError(
-          f, f'size {arr.shape[1]}x{arr.shape[0]} differs from the first '
-          f'frame ({frames_hw[1]}x{frames_hw[0]})')
-    frames_hw = arr.shape[:2]
+        f,
+        f"size {arr.shape[1]}x{arr.shape[0]} differs from the first "
+        f"frame ({frames_hw[1]}x{frames_hw[0]})",
+      )
     frames.append(resize_short_side(arr, short_side))
   return np.stack(frames)
 
 
-def write_video(path: str | os.PathLike, frames: Sequence[np.ndarray] | np.ndarray,
-                fps: int = 25, *, codec: str | None = None,
-                quality: str = 'high') -> str:
+def write_video(
+  path: str | os.PathLike,
+  frames: Sequence[np.ndarray] | np.ndarray,
+  fps: int = 25,
+  *,
+  codec: str | None = None,
+  quality: str = "high",
+) -> str:
   """Encodes RGB uint8 frames to a video file (for test fixtures and demos).
 
   Args:
@@ -259,26 +272,25 @@ def write_video(path: str | os.PathLike, frames: Sequence[np.ndarray] | np.ndarr
   """
   frames = np.asarray(frames)
   if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
-    raise ValueError(f'frames must be uint8 (T, H, W, 3), got {frames.dtype} '
-                     f'{frames.shape}')
+    raise ValueError(f"frames must be uint8 (T, H, W, 3), got {frames.dtype} {frames.shape}")
   if codec is None:
-    codec = 'libx264' if 'libx264' in av.codecs_available else 'mpeg4'
+    codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
   _, h, w, _ = frames.shape
-  with av.open(os.fspath(path), mode='w') as out:
+  with av.open(os.fspath(path), mode="w") as out:
     stream = out.add_stream(codec, rate=fps)
     stream.width, stream.height = w, h
-    if codec == 'libx264' and quality == 'high':
-      stream.pix_fmt = 'yuv444p'
-      stream.options = {'crf': '0', 'preset': 'ultrafast'}
+    if codec == "libx264" and quality == "high":
+      stream.pix_fmt = "yuv444p"
+      stream.options = {"crf": "0", "preset": "ultrafast"}
     else:
-      stream.pix_fmt = 'yuv420p'
-      if codec == 'libx264':
-        stream.options = {'crf': '18', 'preset': 'fast'}
-      elif codec == 'mpeg4':
-        stream.options = {'qscale': '2'} if quality == 'high' else {}
+      stream.pix_fmt = "yuv420p"
+      if codec == "libx264":
+        stream.options = {"crf": "18", "preset": "fast"}
+      elif codec == "mpeg4":
+        stream.options = {"qscale": "2"} if quality == "high" else {}
         stream.bit_rate = 8_000_000
     for arr in frames:
-      frame = av.VideoFrame.from_ndarray(arr, format='rgb24')
+      frame = av.VideoFrame.from_ndarray(arr, format="rgb24")
       for packet in stream.encode(frame):
         out.mux(packet)
     for packet in stream.encode():

@@ -1,6 +1,6 @@
 """Classification metrics on accumulated scores (numpy, host side)."""
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -51,8 +51,9 @@ def fuse_scores(scores: Mapping[str, np.ndarray], weights: Mapping[str, float]) 
     raise ValueError("config.eval.fusion_weights: every weight is 0")
   missing = sorted(set(used) - set(scores))
   if missing:
-    raise ValueError(f"config.eval.fusion_weights names {missing}, but the model gives "
-                     f"scores for {sorted(scores)}")
+    raise ValueError(
+      f"config.eval.fusion_weights names {missing}, but the model gives scores for {sorted(scores)}"
+    )
   return sum(w * scores[k] for k, w in used.items())
 
 
@@ -62,11 +63,13 @@ def summarize(scores: np.ndarray, labels: np.ndarray, class_names: Sequence[str]
   num_classes = scores.shape[1]
   conf = confusion_matrix(np.argmax(scores, 1), labels, num_classes)
   per_class = per_class_accuracy(conf)
-  names = list(class_names) if len(class_names) == num_classes else [str(i) for i in range(num_classes)]
+  names = (
+    list(class_names) if len(class_names) == num_classes else [str(i) for i in range(num_classes)]
+  )
   return {
-      "top1": topk_accuracy(scores, labels, 1),
-      "top5": topk_accuracy(scores, labels, 5),
-      "mean_class": mean_class_accuracy(conf),
-      "per_class": {n: (None if np.isnan(a) else float(a)) for n, a in zip(names, per_class)},
-      "confusion": conf.tolist(),
+    "top1": topk_accuracy(scores, labels, 1),
+    "top5": topk_accuracy(scores, labels, 5),
+    "mean_class": mean_class_accuracy(conf),
+    "per_class": {n: (None if np.isnan(a) else float(a)) for n, a in zip(names, per_class)},
+    "confusion": conf.tolist(),
   }

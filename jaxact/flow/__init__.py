@@ -10,8 +10,17 @@
 """
 
 from jaxact.flow.batching import FlowBatcher, iter_flows, video_flow
-from jaxact.flow.quantize import dequantize, flip_flow_stack, quantize
 from jaxact.flow.dual_tvl1 import TVL1Params, pyramid_shapes, tvl1
+from jaxact.flow.quantize import dequantize, flip_flow_stack, quantize
 
-__all__ = ['tvl1', 'TVL1Params', 'pyramid_shapes', 'quantize', 'dequantize',
-           'flip_flow_stack', 'FlowBatcher', 'video_flow', 'iter_flows']
+__all__ = [
+  "FlowBatcher",
+  "TVL1Params",
+  "dequantize",
+  "flip_flow_stack",
+  "iter_flows",
+  "pyramid_shapes",
+  "quantize",
+  "tvl1",
+  "video_flow",
+]

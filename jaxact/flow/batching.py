@@ -21,20 +21,21 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-from typing import Any, Hashable, Iterator
+from collections.abc import Hashable, Iterator
+from typing import Any
 
 import jax
 import numpy as np
 
-from jaxact.flow.quantize import DEFAULT_BOUND, quantize
 from jaxact.flow.dual_tvl1 import make_params, tvl1
+from jaxact.flow.quantize import DEFAULT_BOUND, quantize
 
 
 @dataclasses.dataclass
 class _Video:
   key: Hashable
-  frames: np.ndarray        # (T, H, W, 3) uint8
-  flow: np.ndarray          # (T - 1, H, W, 2) uint8, filled as batches finish
+  frames: np.ndarray  # (T, H, W, 3) uint8
+  flow: np.ndarray  # (T - 1, H, W, 2) uint8, filled as batches finish
   remaining: int
 
 
@@ -51,11 +52,10 @@ class FlowBatcher:
     **params: TV-L1 parameters (OpenCV names, see :func:`jaxact.flow.tvl1`).
   """
 
-  def __init__(self, batch_size: int = 16, bound: float = DEFAULT_BOUND,
-               **params: Any):
+  def __init__(self, batch_size: int = 16, bound: float = DEFAULT_BOUND, **params: Any):
     if batch_size < 1:
-      raise ValueError(f'batch_size must be >= 1, got {batch_size}')
-    make_params(**params)      # fail early on bad parameters
+      raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    make_params(**params)  # fail early on bad parameters
     self.batch_size = batch_size
     self.bound = bound
     self.params = params
@@ -72,8 +72,7 @@ class FlowBatcher:
     """
     frames = np.asarray(frames)
     if frames.ndim not in (3, 4) or frames.shape[0] < 2:
-      raise ValueError(f'{key}: need (T, H, W[, 3]) frames with T >= 2, got '
-                       f'shape {frames.shape}')
+      raise ValueError(f"{key}: need (T, H, W[, 3]) frames with T >= 2, got shape {frames.shape}")
     t, h, w = frames.shape[:3]
     video = _Video(key, frames, np.empty((t - 1, h, w, 2), np.uint8), t - 1)
     q = self._queues.setdefault((h, w), collections.deque())
@@ -95,10 +94,10 @@ class FlowBatcher:
     return done
 
   def _dispatch(self, items: list[tuple[_Video, int]]) -> list[Finished]:
-    idx = items + [items[-1]] * (self.batch_size - len(items))   # pad
+    idx = items + [items[-1]] * (self.batch_size - len(items))  # pad
     prev = np.stack([v.frames[i] for v, i in idx])
     nxt = np.stack([v.frames[i + 1] for v, i in idx])
-    flow = quantize(tvl1(prev, nxt, **self.params), self.bound)   # async
+    flow = quantize(tvl1(prev, nxt, **self.params), self.bound)  # async
     done = self._collect()
     self._inflight = (items, flow)
     return done
@@ -119,8 +118,9 @@ class FlowBatcher:
     return done
 
 
-def video_flow(frames: np.ndarray, *, batch_size: int = 16,
-               bound: float = DEFAULT_BOUND, **params: Any) -> np.ndarray:
+def video_flow(
+  frames: np.ndarray, *, batch_size: int = 16, bound: float = DEFAULT_BOUND, **params: Any
+) -> np.ndarray:
   """Quantised TV-L1 flow between consecutive frames of one video.
 
   Args:
@@ -137,9 +137,13 @@ def video_flow(frames: np.ndarray, *, batch_size: int = 16,
   return out[0][2]
 
 
-def iter_flows(videos: Iterator[tuple[Hashable, np.ndarray]], *,
-               batch_size: int = 16, bound: float = DEFAULT_BOUND,
-               **params: Any) -> Iterator[Finished]:
+def iter_flows(
+  videos: Iterator[tuple[Hashable, np.ndarray]],
+  *,
+  batch_size: int = 16,
+  bound: float = DEFAULT_BOUND,
+  **params: Any,
+) -> Iterator[Finished]:
   """Streams ``(key, frames, flow)`` for ``(key, frames)`` inputs.
 
   Results come in completion order (batches mix videos).

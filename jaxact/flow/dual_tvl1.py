@@ -33,13 +33,14 @@ from jax import lax
 
 from jaxact.flow import ops
 
-MIN_PYRAMID_SIDE = 16   # OpenCV stops adding scales below 16 px
-MIN_IMAGE_SIDE = 8      # smallest image we accept at all
+MIN_PYRAMID_SIDE = 16  # OpenCV stops adding scales below 16 px
+MIN_IMAGE_SIDE = 8  # smallest image we accept at all
 
 
 @dataclasses.dataclass(frozen=True)
 class TVL1Params:
   """OpenCV DualTVL1 parameters (same names, same defaults)."""
+
   tau: float = 0.25
   lambda_: float = 0.15
   theta: float = 0.3
@@ -51,37 +52,40 @@ class TVL1Params:
   scale_step: float = 0.8
   gamma: float = 0.0
   median_filtering: int = 5
-  border: str = 'constant'
+  border: str = "constant"
 
   def validate(self) -> None:
     def _pos(name, integer=False):
       v = getattr(self, name)
       if integer and (not isinstance(v, (int, np.integer)) or isinstance(v, bool)):
-        raise ValueError(f'tvl1: {name} must be an integer, got {v!r}')
+        raise ValueError(f"tvl1: {name} must be an integer, got {v!r}")
       if not v > 0:
-        raise ValueError(f'tvl1: {name} must be > 0, got {v!r}')
-    for name in ('tau', 'lambda_', 'theta'):
+        raise ValueError(f"tvl1: {name} must be > 0, got {v!r}")
+
+    for name in ("tau", "lambda_", "theta"):
       _pos(name)
     if self.epsilon < 0:
-      raise ValueError(f'tvl1: epsilon must be >= 0, got {self.epsilon!r}')
-    for name in ('nscales', 'warps', 'inner_iterations', 'outer_iterations'):
+      raise ValueError(f"tvl1: epsilon must be >= 0, got {self.epsilon!r}")
+    for name in ("nscales", "warps", "inner_iterations", "outer_iterations"):
       _pos(name, integer=True)
     if not 0.0 < self.scale_step < 1.0:
-      raise ValueError(
-          f'tvl1: scale_step must be in (0, 1), got {self.scale_step!r}')
+      raise ValueError(f"tvl1: scale_step must be in (0, 1), got {self.scale_step!r}")
     if self.gamma < 0:
-      raise ValueError(f'tvl1: gamma must be >= 0, got {self.gamma!r}')
+      raise ValueError(f"tvl1: gamma must be >= 0, got {self.gamma!r}")
     m = self.median_filtering
     if m > 1 and (m % 2 == 0 or m > 7):
-      raise ValueError('tvl1: median_filtering must be <= 1 (off) or an odd '
-                       f'size 3, 5 or 7, got {m!r}')
-    if self.border not in ('constant', 'replicate'):
-      raise ValueError("tvl1: border must be 'constant' (OpenCV) or "
-                       f"'replicate', got {self.border!r}")
+      raise ValueError(
+        f"tvl1: median_filtering must be <= 1 (off) or an odd size 3, 5 or 7, got {m!r}"
+      )
+    if self.border not in ("constant", "replicate"):
+      raise ValueError(
+        f"tvl1: border must be 'constant' (OpenCV) or 'replicate', got {self.border!r}"
+      )
 
 
-def pyramid_shapes(height: int, width: int, nscales: int,
-                   scale_step: float) -> list[tuple[int, int]]:
+def pyramid_shapes(
+  height: int, width: int, nscales: int, scale_step: float
+) -> list[tuple[int, int]]:
   """Image sizes of the pyramid, finest first, as OpenCV computes them.
 
   Each level is the previous one scaled by ``scale_step`` and rounded; a level
@@ -91,15 +95,14 @@ def pyramid_shapes(height: int, width: int, nscales: int,
   shapes = [(height, width)]
   for _ in range(1, nscales):
     h, w = shapes[-1]
-    nh, nw = int(round(h * scale_step)), int(round(w * scale_step))
+    nh, nw = round(h * scale_step), round(w * scale_step)
     if nh < MIN_PYRAMID_SIDE or nw < MIN_PYRAMID_SIDE:
       break
     shapes.append((nh, nw))
   return shapes
 
 
-def _one_scale(i0: jax.Array, i1: jax.Array, u: jax.Array,
-               p: TVL1Params) -> jax.Array:
+def _one_scale(i0: jax.Array, i1: jax.Array, u: jax.Array, p: TVL1Params) -> jax.Array:
   """Refines the flow ``u`` (C, H, W) of one pyramid level (one pair).
 
   C is 2 (dx, dy), or 3 when ``gamma > 0`` (the illumination term u3).
@@ -125,9 +128,13 @@ def _one_scale(i0: jax.Array, i1: jax.Array, u: jax.Array,
     if use_gamma:
       rho = rho + gamma * u[2]
     lt_grad = l_t * grad
-    fi = jnp.where(rho < -lt_grad, l_t, jnp.where(
-        rho > lt_grad, -l_t, jnp.where(
-            grad > tiny, -rho / jnp.where(grad > tiny, grad, 1.0), 0.0)))
+    fi = jnp.where(
+      rho < -lt_grad,
+      l_t,
+      jnp.where(
+        rho > lt_grad, -l_t, jnp.where(grad > tiny, -rho / jnp.where(grad > tiny, grad, 1.0), 0.0)
+      ),
+    )
     dv = [fi * i1wx, fi * i1wy] + ([fi * gamma] if use_gamma else [])
     # u = v + theta * div(p).
     u_new = u + jnp.stack(dv) + theta * ops.divergence(px, py)
@@ -157,14 +164,11 @@ def _one_scale(i0: jax.Array, i1: jax.Array, u: jax.Array,
     def outer_body(c):
       u, px, py, err, n = c
       if p.median_filtering > 1:
-        u = jnp.concatenate(
-            [ops.median_filter(u[:2], p.median_filtering), u[2:]])
-      u, px, py, err, _ = lax.while_loop(
-          inner_cond, inner_body, (u, px, py, err, jnp.int32(0)))
+        u = jnp.concatenate([ops.median_filter(u[:2], p.median_filtering), u[2:]])
+      u, px, py, err, _ = lax.while_loop(inner_cond, inner_body, (u, px, py, err, jnp.int32(0)))
       return u, px, py, err, n + 1
 
-    u, px, py, _, _ = lax.while_loop(
-        outer_cond, outer_body, (u, px, py, big, jnp.int32(0)))
+    u, px, py, _, _ = lax.while_loop(outer_cond, outer_body, (u, px, py, big, jnp.int32(0)))
     return u, px, py
 
   # Dual variables restart from zero at every scale.
@@ -178,7 +182,7 @@ def _tvl1_pair(i0: jax.Array, i1: jax.Array, p: TVL1Params) -> jax.Array:
   shapes = pyramid_shapes(*i0.shape, p.nscales, p.scale_step)
   inv = 1.0 / p.scale_step
   pyr0, pyr1 = [i0], [i1]
-  for (h, w) in shapes[1:]:
+  for h, w in shapes[1:]:
     pyr0.append(ops.resize_linear(pyr0[-1], h, w, inv))
     pyr1.append(ops.resize_linear(pyr1[-1], h, w, inv))
   channels = 3 if p.gamma != 0.0 else 2
@@ -200,22 +204,25 @@ def _to_gray(x: jax.Array) -> jax.Array:
   return x
 
 
-def _tvl1_batch_impl(prev: jax.Array, nxt: jax.Array,
-                     params: TVL1Params) -> jax.Array:
+def _tvl1_batch_impl(prev: jax.Array, nxt: jax.Array, params: TVL1Params) -> jax.Array:
   """(N, H, W[, 3]) x2 -> (N, H, W, 2), one compiled program per shape."""
   fn = functools.partial(_tvl1_pair, p=params)
-  flow = jax.vmap(fn)(_to_gray(prev), _to_gray(nxt))    # (N, 2, H, W)
+  flow = jax.vmap(fn)(_to_gray(prev), _to_gray(nxt))  # (N, 2, H, W)
   return jnp.moveaxis(flow, 1, -1)
 
 
-_tvl1_batch = jax.jit(_tvl1_batch_impl, static_argnames=('params',))
+_tvl1_batch = jax.jit(_tvl1_batch_impl, static_argnames=("params",))
 # On CPU, TV-L1's thousands of small loop iterations run ~10x slower without
 # LLVM's optimisations, so they stay on for this program even where a process
 # lowers them globally to compile faster (test suites do).
 _tvl1_batch_cpu = jax.jit(
-    _tvl1_batch_impl, static_argnames=('params',),
-    compiler_options={'xla_backend_optimization_level': 2,
-                      'xla_llvm_disable_expensive_passes': False})
+  _tvl1_batch_impl,
+  static_argnames=("params",),
+  compiler_options={
+    "xla_backend_optimization_level": 2,
+    "xla_llvm_disable_expensive_passes": False,
+  },
+)
 
 
 def _image_hw(shape: tuple[int, ...]) -> tuple[tuple[int, ...], int, int, bool]:
@@ -223,8 +230,7 @@ def _image_hw(shape: tuple[int, ...]) -> tuple[tuple[int, ...], int, int, bool]:
   if len(shape) >= 3 and shape[-1] == 3:
     return shape[:-3], shape[-3], shape[-2], True
   if len(shape) < 2:
-    raise ValueError(f'tvl1: expected (..., H, W) or (..., H, W, 3) images, '
-                     f'got shape {shape}')
+    raise ValueError(f"tvl1: expected (..., H, W) or (..., H, W, 3) images, got shape {shape}")
   return shape[:-2], shape[-2], shape[-1], False
 
 
@@ -234,13 +240,12 @@ def make_params(**kwargs: Any) -> TVL1Params:
   ``lambda`` may be spelled ``lambda_`` (Python keyword) or given via
   ``**{'lambda': x}``.
   """
-  if 'lambda' in kwargs:
-    kwargs['lambda_'] = kwargs.pop('lambda')
+  if "lambda" in kwargs:
+    kwargs["lambda_"] = kwargs.pop("lambda")
   names = {f.name for f in dataclasses.fields(TVL1Params)}
   unknown = sorted(set(kwargs) - names)
   if unknown:
-    raise TypeError(f'tvl1: unknown parameter(s) {unknown}; known: '
-                    f'{sorted(names)}')
+    raise TypeError(f"tvl1: unknown parameter(s) {unknown}; known: {sorted(names)}")
   p = TVL1Params(**kwargs)
   p.validate()
   return p
@@ -278,26 +283,29 @@ def tvl1(prev, next, *, check_finite: bool = True, **params: Any) -> jax.Array: 
   p = make_params(**params)
   prev_shape, next_shape = jnp.shape(prev), jnp.shape(next)
   if prev_shape != next_shape:
-    raise ValueError(f'tvl1: prev and next shapes differ: {prev_shape} vs '
-                     f'{next_shape}')
+    raise ValueError(f"tvl1: prev and next shapes differ: {prev_shape} vs {next_shape}")
   lead, h, w, rgb = _image_hw(tuple(prev_shape))
-  for name, x in (('prev', prev), ('next', next)):
-    if jnp.issubdtype(jnp.result_type(x), jnp.floating) and check_finite:
-      if not isinstance(x, jax.core.Tracer):
-        if not bool(jnp.isfinite(jnp.asarray(x)).all()):
-          raise ValueError(f'tvl1: {name} contains NaN or inf values')
+  for name, x in (("prev", prev), ("next", next)):
+    is_float = jnp.issubdtype(jnp.result_type(x), jnp.floating)
+    concrete = not isinstance(x, jax.core.Tracer)
+    if check_finite and is_float and concrete and not bool(jnp.isfinite(jnp.asarray(x)).all()):
+      raise ValueError(f"tvl1: {name} contains NaN or inf values")
   if h < MIN_IMAGE_SIDE or w < MIN_IMAGE_SIDE:
-    raise ValueError(f'tvl1: images must be at least {MIN_IMAGE_SIDE}x'
-                     f'{MIN_IMAGE_SIDE} px, got {w}x{h} (W x H)')
+    raise ValueError(
+      f"tvl1: images must be at least {MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE} px, got {w}x{h} (W x H)"
+    )
   used = effective_nscales(h, w, p)
   if used < p.nscales:
-    warnings.warn(f'tvl1: {w}x{h} images allow only {used} of nscales='
-                  f'{p.nscales} pyramid levels (coarsest side >= '
-                  f'{MIN_PYRAMID_SIDE} px); using {used}', stacklevel=2)
+    warnings.warn(
+      f"tvl1: {w}x{h} images allow only {used} of nscales="
+      f"{p.nscales} pyramid levels (coarsest side >= "
+      f"{MIN_PYRAMID_SIDE} px); using {used}",
+      stacklevel=2,
+    )
   img_shape = (h, w, 3) if rgb else (h, w)
   n = int(np.prod(lead)) if lead else 1
   a = jnp.reshape(jnp.asarray(prev), (n,) + img_shape)
   b = jnp.reshape(jnp.asarray(next), (n,) + img_shape)
-  run = _tvl1_batch_cpu if jax.default_backend() == 'cpu' else _tvl1_batch
+  run = _tvl1_batch_cpu if jax.default_backend() == "cpu" else _tvl1_batch
   flow = run(a, b, params=p)
   return jnp.reshape(flow, tuple(lead) + (h, w, 2))

@@ -34,14 +34,14 @@ from jaxact.flow import formats
 from jaxact.flow.batching import FlowBatcher
 from jaxact.flow.quantize import DEFAULT_BOUND
 
-VIDEO_EXTS = ('.mp4', '.avi', '.mkv', '.webm', '.mov', '.m4v', '.mpg',
-              '.mpeg', '.flv', '.3gp')
-FAILURES_LOG = 'extract_failures.jsonl'
+VIDEO_EXTS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".flv", ".3gp")
+FAILURES_LOG = "extract_failures.jsonl"
 
 
 @dataclasses.dataclass(frozen=True)
 class Source:
   """One input: a video file or a frame folder, and its output name."""
+
   path: str
   name: str
   is_folder: bool
@@ -62,8 +62,7 @@ def find_sources(inputs: Sequence[str]) -> list[Source]:
   for inp in inputs:
     inp = os.path.normpath(inp)
     if os.path.isfile(inp):
-      sources.append(Source(inp, os.path.splitext(os.path.basename(inp))[0],
-                            False))
+      sources.append(Source(inp, os.path.splitext(os.path.basename(inp))[0], False))
     elif os.path.isdir(inp):
       if _has_frames(inp):
         sources.append(Source(inp, os.path.basename(inp), True))
@@ -78,37 +77,36 @@ def find_sources(inputs: Sequence[str]) -> list[Source]:
         for f in sorted(files):
           if f.lower().endswith(VIDEO_EXTS):
             name = os.path.splitext(f)[0]
-            if rel != '.':
+            if rel != ".":
               name = os.path.join(rel, name)
             sources.append(Source(os.path.join(root, f), name, False))
     else:
-      raise FileNotFoundError(f'input not found: {inp}')
+      raise FileNotFoundError(f"input not found: {inp}")
   seen: dict[str, str] = {}
   for s in sources:
     if s.name in seen:
-      raise ValueError(f'two inputs map to the output name {s.name!r}: '
-                       f'{seen[s.name]} and {s.path}')
+      raise ValueError(f"two inputs map to the output name {s.name!r}: {seen[s.name]} and {s.path}")
     seen[s.name] = s.path
   return sources
 
 
-def _decode(src: Source, short_side: int | None,
-            max_frames: int | None) -> np.ndarray:
+def _decode(src: Source, short_side: int | None, max_frames: int | None) -> np.ndarray:
   if src.is_folder:
     frames = video_io.read_frame_folder(src.path, short_side=short_side)
     if max_frames is not None:
       frames = frames[:max_frames]
   else:
-    frames = video_io.read_video(src.path, short_side=short_side,
-                                 max_frames=max_frames)
+    frames = video_io.read_video(src.path, short_side=short_side, max_frames=max_frames)
   if frames.shape[0] < 2:
     raise video_io.VideoDecodeError(
-        src.path, f'{frames.shape[0]} frame(s): need at least 2 for flow')
+      src.path, f"{frames.shape[0]} frame(s): need at least 2 for flow"
+    )
   return frames
 
 
-def _decoded(sources: Sequence[Source], short_side, max_frames,
-             workers: int) -> Iterator[tuple[Source, Any]]:
+def _decoded(
+  sources: Sequence[Source], short_side, max_frames, workers: int
+) -> Iterator[tuple[Source, Any]]:
   """Yields ``(source, frames or exception)`` in order, decoding ahead."""
   with concurrent.futures.ThreadPoolExecutor(max(1, workers)) as pool:
     futures: list = []
@@ -122,8 +120,7 @@ def _decoded(sources: Sequence[Source], short_side, max_frames,
       src, fut = futures.pop(0)
       nxt = next(it, None)
       if nxt is not None:
-        futures.append((nxt, pool.submit(_decode, nxt, short_side,
-                                         max_frames)))
+        futures.append((nxt, pool.submit(_decode, nxt, short_side, max_frames)))
       try:
         yield src, fut.result()
       except (video_io.VideoDecodeError, OSError) as e:
@@ -134,8 +131,8 @@ def _clean_stale_tmp(out_dir: str) -> None:
   """Removes temporary outputs left by a run that died (this machine)."""
   for root, dirs, files in os.walk(out_dir):
     for n in list(dirs) + files:
-      if n.startswith('.') and '.tmp-' in n:
-        pid = n.rsplit('.tmp-', 1)[1]
+      if n.startswith(".") and ".tmp-" in n:
+        pid = n.rsplit(".tmp-", 1)[1]
         if pid.isdigit() and not _pid_alive(int(pid)):
           p = os.path.join(root, n)
           shutil.rmtree(p) if os.path.isdir(p) else os.remove(p)
@@ -165,12 +162,20 @@ class Summary:
   failures: list[tuple[str, str]] = dataclasses.field(default_factory=list)
 
 
-def extract(inputs: Sequence[str], out_dir: str, *,
-            short_side: int | None = None, batch_size: int = 16,
-            fmts: Iterable[str] = ('mmaction',), bound: float = DEFAULT_BOUND,
-            jpeg_quality: int = 95, max_frames: int | None = None,
-            workers: int = 2, progress: bool = True,
-            tvl1_params: dict[str, Any] | None = None) -> Summary:
+def extract(
+  inputs: Sequence[str],
+  out_dir: str,
+  *,
+  short_side: int | None = None,
+  batch_size: int = 16,
+  fmts: Iterable[str] = ("mmaction",),
+  bound: float = DEFAULT_BOUND,
+  jpeg_quality: int = 95,
+  max_frames: int | None = None,
+  workers: int = 2,
+  progress: bool = True,
+  tvl1_params: dict[str, Any] | None = None,
+) -> Summary:
   """Extracts frames and quantised TV-L1 flow for every input.
 
   Args:
@@ -192,7 +197,7 @@ def extract(inputs: Sequence[str], out_dir: str, *,
   """
   fmts = tuple(fmts)
   for f in fmts:
-    formats.output_path(out_dir, 'x', f)     # validates the format name
+    formats.output_path(out_dir, "x", f)  # validates the format name
   os.makedirs(out_dir, exist_ok=True)
   _clean_stale_tmp(out_dir)
   sources = find_sources(inputs)
@@ -203,36 +208,35 @@ def extract(inputs: Sequence[str], out_dir: str, *,
       summary.skipped += 1
     else:
       todo.append(s)
-  batcher = FlowBatcher(batch_size=batch_size, bound=bound,
-                        **(tvl1_params or {}))
+  batcher = FlowBatcher(batch_size=batch_size, bound=bound, **(tvl1_params or {}))
   from tqdm import tqdm  # pylint: disable=g-import-not-at-top
-  bar = tqdm(total=len(todo), unit='video', disable=not progress,
-             desc='flow', dynamic_ncols=True)
+
+  bar = tqdm(total=len(todo), unit="video", disable=not progress, desc="flow", dynamic_ncols=True)
   start = time.time()
 
   def save(finished):
     for src, frames, flow in finished:
-      if 'mmaction' in fmts:
+      if "mmaction" in fmts:
         formats.write_mmaction(out_dir, src.name, frames, flow, jpeg_quality)
-      if 'compact' in fmts:
-        formats.write_compact(out_dir, src.name, frames, flow, bound,
-                              jpeg_quality)
+      if "compact" in fmts:
+        formats.write_compact(out_dir, src.name, frames, flow, bound, jpeg_quality)
       summary.done += 1
       bar.update(1)
     elapsed = max(time.time() - start, 1e-9)
-    bar.set_postfix(pairs_per_s=f'{batcher.pairs_done / elapsed:.1f}',
-                    failed=summary.failed)
+    bar.set_postfix(pairs_per_s=f"{batcher.pairs_done / elapsed:.1f}", failed=summary.failed)
 
   log_path = os.path.join(out_dir, FAILURES_LOG)
   for src, frames in _decoded(todo, short_side, max_frames, workers):
     if isinstance(frames, Exception):
-      reason = getattr(frames, 'reason', str(frames))
+      reason = getattr(frames, "reason", str(frames))
       summary.failed += 1
       summary.failures.append((src.path, reason))
-      bar.write(f'skipped {src.path}: {reason}')
-      with open(log_path, 'a') as fh:
-        fh.write(json.dumps({'path': src.path, 'name': src.name,
-                             'reason': reason, 'time': time.time()}) + '\n')
+      bar.write(f"skipped {src.path}: {reason}")
+      with open(log_path, "a") as fh:
+        fh.write(
+          json.dumps({"path": src.path, "name": src.name, "reason": reason, "time": time.time()})
+          + "\n"
+        )
       bar.update(1)
       continue
     save(batcher.submit(src, frames))
@@ -244,9 +248,9 @@ def extract(inputs: Sequence[str], out_dir: str, *,
 
 
 def _parse_param(text: str) -> tuple[str, Any]:
-  if '=' not in text:
-    raise argparse.ArgumentTypeError(f'expected NAME=VALUE, got {text!r}')
-  k, v = text.split('=', 1)
+  if "=" not in text:
+    raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+  k, v = text.split("=", 1)
   try:
     val: Any = int(v)
   except ValueError:
@@ -254,71 +258,100 @@ def _parse_param(text: str) -> tuple[str, Any]:
       val = float(v)
     except ValueError:
       val = v
-  return k.replace('-', '_'), val
+  return k.replace("-", "_"), val
 
 
 def main(argv: Sequence[str] | None = None) -> int:
   parser = argparse.ArgumentParser(
-      prog='python -m jaxact.flow.extract',
-      description='Extract RGB frames and TV-L1 optical flow (JAX, batched).')
-  parser.add_argument('inputs', nargs='+', metavar='INPUT',
-                      help='video files, frame folders or folders of videos')
-  parser.add_argument('--out', required=True, help='output folder')
-  parser.add_argument('--short-side', type=int, default=None,
-                      help='resize frames to this short side (keeps aspect)')
-  parser.add_argument('--batch', type=int, default=None,
-                      help='frame pairs per device call (default: 128 on a '
-                      'GPU/TPU, 4 on CPU where a batch runs until its '
-                      'slowest pair converges)')
-  parser.add_argument('--format', default='mmaction',
-                      choices=['mmaction', 'compact', 'both'],
-                      help='mmaction: img_/flow_x_/flow_y_ JPEG folders; '
-                      'compact: one .npz per video; both')
-  parser.add_argument('--bound', type=float, default=DEFAULT_BOUND,
-                      help='flow clipping bound in px for uint8 (default 20)')
-  parser.add_argument('--jpeg-quality', type=int, default=95)
-  parser.add_argument('--max-frames', type=int, default=None)
-  parser.add_argument('--workers', type=int, default=2,
-                      help='decoding threads')
-  parser.add_argument('--param', action='append', default=[],
-                      type=_parse_param, metavar='NAME=VALUE',
-                      help='TV-L1 parameter, e.g. --param warps=3 (OpenCV '
-                      'names: tau, lambda_, theta, nscales, warps, epsilon, '
-                      'inner_iterations, outer_iterations, scale_step, gamma, '
-                      'median_filtering)')
-  parser.add_argument('--no-progress', action='store_true')
-  parser.add_argument('--compile-cache',
-                      default=os.path.join(os.path.expanduser('~'), '.cache',
-                                           'jaxact', 'xla'),
-                      help='persistent XLA compilation cache, so a resumed '
-                      "run does not compile again ('' to disable)")
+    prog="python -m jaxact.flow.extract",
+    description="Extract RGB frames and TV-L1 optical flow (JAX, batched).",
+  )
+  parser.add_argument(
+    "inputs", nargs="+", metavar="INPUT", help="video files, frame folders or folders of videos"
+  )
+  parser.add_argument("--out", required=True, help="output folder")
+  parser.add_argument(
+    "--short-side", type=int, default=None, help="resize frames to this short side (keeps aspect)"
+  )
+  parser.add_argument(
+    "--batch",
+    type=int,
+    default=None,
+    help="frame pairs per device call (default: 128 on a "
+    "GPU/TPU, 4 on CPU where a batch runs until its "
+    "slowest pair converges)",
+  )
+  parser.add_argument(
+    "--format",
+    default="mmaction",
+    choices=["mmaction", "compact", "both"],
+    help="mmaction: img_/flow_x_/flow_y_ JPEG folders; compact: one .npz per video; both",
+  )
+  parser.add_argument(
+    "--bound",
+    type=float,
+    default=DEFAULT_BOUND,
+    help="flow clipping bound in px for uint8 (default 20)",
+  )
+  parser.add_argument("--jpeg-quality", type=int, default=95)
+  parser.add_argument("--max-frames", type=int, default=None)
+  parser.add_argument("--workers", type=int, default=2, help="decoding threads")
+  parser.add_argument(
+    "--param",
+    action="append",
+    default=[],
+    type=_parse_param,
+    metavar="NAME=VALUE",
+    help="TV-L1 parameter, e.g. --param warps=3 (OpenCV "
+    "names: tau, lambda_, theta, nscales, warps, epsilon, "
+    "inner_iterations, outer_iterations, scale_step, gamma, "
+    "median_filtering)",
+  )
+  parser.add_argument("--no-progress", action="store_true")
+  parser.add_argument(
+    "--compile-cache",
+    default=os.path.join(os.path.expanduser("~"), ".cache", "jaxact", "xla"),
+    help="persistent XLA compilation cache, so a resumed "
+    "run does not compile again ('' to disable)",
+  )
   args = parser.parse_args(argv)
-  if args.compile_cache and not os.environ.get('JAX_COMPILATION_CACHE_DIR'):
+  if args.compile_cache and not os.environ.get("JAX_COMPILATION_CACHE_DIR"):
     import jax  # pylint: disable=g-import-not-at-top
-    jax.config.update('jax_compilation_cache_dir', args.compile_cache)
-  fmts = formats.FORMATS if args.format == 'both' else (args.format,)
+
+    jax.config.update("jax_compilation_cache_dir", args.compile_cache)
+  fmts = formats.FORMATS if args.format == "both" else (args.format,)
   if args.batch is None:
     import jax  # pylint: disable=g-import-not-at-top
-    on_cpu = jax.devices()[0].platform == 'cpu'
+
+    on_cpu = jax.devices()[0].platform == "cpu"
     args.batch = 4 if on_cpu else 128
   try:
     summary = extract(
-        args.inputs, args.out, short_side=args.short_side,
-        batch_size=args.batch, fmts=fmts, bound=args.bound,
-        jpeg_quality=args.jpeg_quality, max_frames=args.max_frames,
-        workers=args.workers, progress=not args.no_progress,
-        tvl1_params=dict(args.param))
+      args.inputs,
+      args.out,
+      short_side=args.short_side,
+      batch_size=args.batch,
+      fmts=fmts,
+      bound=args.bound,
+      jpeg_quality=args.jpeg_quality,
+      max_frames=args.max_frames,
+      workers=args.workers,
+      progress=not args.no_progress,
+      tvl1_params=dict(args.param),
+    )
   except (FileNotFoundError, ValueError, TypeError) as e:
-    print(f'error: {e}', file=sys.stderr)
+    print(f"error: {e}", file=sys.stderr)
     return 2
   rate = summary.pairs / summary.seconds if summary.seconds else 0.0
-  print(f'done {summary.done}, skipped (already done) {summary.skipped}, '
-        f'failed {summary.failed}; {summary.pairs} flow pairs in '
-        f'{summary.seconds:.1f} s ({rate:.1f} pairs/s)')
+  print(
+    f"done {summary.done}, skipped (already done) {summary.skipped}, "
+    f"failed {summary.failed}; {summary.pairs} flow pairs in "
+    f"{summary.seconds:.1f} s ({rate:.1f} pairs/s)"
+  )
   for path, reason in summary.failures:
-    print(f'  failed: {path}: {reason}')
+    print(f"  failed: {path}: {reason}")
   return 1 if summary.failed else 0
 
 
-if __name__ == '__main__':
+if __name__ == "__main__":
   sys.exit(main())

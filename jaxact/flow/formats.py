@@ -18,22 +18,23 @@ exists is finished (this is what makes extraction resumable).
 from __future__ import annotations
 
 import io
+import itertools
 import os
 import shutil
 
 import numpy as np
 from PIL import Image
 
-FORMATS = ('mmaction', 'compact')
+FORMATS = ("mmaction", "compact")
 
 
 def output_path(out_dir: str, name: str, fmt: str) -> str:
   """Final path of a video's output in format ``fmt``."""
-  if fmt == 'mmaction':
+  if fmt == "mmaction":
     return os.path.join(out_dir, name)
-  if fmt == 'compact':
-    return os.path.join(out_dir, name + '.npz')
-  raise ValueError(f'unknown format {fmt!r}; known: {FORMATS}')
+  if fmt == "compact":
+    return os.path.join(out_dir, name + ".npz")
+  raise ValueError(f"unknown format {fmt!r}; known: {FORMATS}")
 
 
 def is_done(out_dir: str, name: str, fmts: tuple[str, ...]) -> bool:
@@ -42,17 +43,18 @@ def is_done(out_dir: str, name: str, fmts: tuple[str, ...]) -> bool:
 
 def _jpeg(arr: np.ndarray, quality: int) -> bytes:
   buf = io.BytesIO()
-  Image.fromarray(arr).save(buf, format='JPEG', quality=quality)
+  Image.fromarray(arr).save(buf, format="JPEG", quality=quality)
   return buf.getvalue()
 
 
 def _tmp_name(final: str) -> str:
   head, tail = os.path.split(final)
-  return os.path.join(head, f'.{tail}.tmp-{os.getpid()}')
+  return os.path.join(head, f".{tail}.tmp-{os.getpid()}")
 
 
-def write_mmaction(out_dir: str, name: str, frames: np.ndarray,
-                   flow: np.ndarray, quality: int = 95) -> str:
+def write_mmaction(
+  out_dir: str, name: str, frames: np.ndarray, flow: np.ndarray, quality: int = 95
+) -> str:
   """Writes ``img_*.jpg`` / ``flow_x_*.jpg`` / ``flow_y_*.jpg`` for a video.
 
   Args:
@@ -65,35 +67,37 @@ def write_mmaction(out_dir: str, name: str, frames: np.ndarray,
   Returns:
     The video's folder.
   """
-  final = output_path(out_dir, name, 'mmaction')
-  os.makedirs(os.path.dirname(final) or '.', exist_ok=True)
+  final = output_path(out_dir, name, "mmaction")
+  os.makedirs(os.path.dirname(final) or ".", exist_ok=True)
   tmp = _tmp_name(final)
   shutil.rmtree(tmp, ignore_errors=True)
   os.makedirs(tmp)
   for i, f in enumerate(frames, start=1):
-    Image.fromarray(f).save(os.path.join(tmp, f'img_{i:05d}.jpg'),
-                            quality=quality)
+    Image.fromarray(f).save(os.path.join(tmp, f"img_{i:05d}.jpg"), quality=quality)
   for i, f in enumerate(flow, start=1):
-    Image.fromarray(f[..., 0]).save(os.path.join(tmp, f'flow_x_{i:05d}.jpg'),
-                                    quality=quality)
-    Image.fromarray(f[..., 1]).save(os.path.join(tmp, f'flow_y_{i:05d}.jpg'),
-                                    quality=quality)
+    Image.fromarray(f[..., 0]).save(os.path.join(tmp, f"flow_x_{i:05d}.jpg"), quality=quality)
+    Image.fromarray(f[..., 1]).save(os.path.join(tmp, f"flow_y_{i:05d}.jpg"), quality=quality)
   os.replace(tmp, final)
   return final
 
 
-def write_compact(out_dir: str, name: str, frames: np.ndarray,
-                  flow: np.ndarray, bound: float, quality: int = 95) -> str:
+def write_compact(
+  out_dir: str, name: str, frames: np.ndarray, flow: np.ndarray, bound: float, quality: int = 95
+) -> str:
   """Writes ``<name>.npz`` (see module docstring); returns its path."""
-  final = output_path(out_dir, name, 'compact')
-  os.makedirs(os.path.dirname(final) or '.', exist_ok=True)
+  final = output_path(out_dir, name, "compact")
+  os.makedirs(os.path.dirname(final) or ".", exist_ok=True)
   jpegs = [_jpeg(f, quality) for f in frames]
   offsets = np.cumsum([0] + [len(j) for j in jpegs]).astype(np.int64)
   tmp = _tmp_name(final)
-  with open(tmp, 'wb') as fh:
+  with open(tmp, "wb") as fh:
     np.savez_compressed(
-        fh, flow=flow, rgb_jpeg=np.frombuffer(b''.join(jpegs), np.uint8),
-        rgb_offsets=offsets, bound=np.float32(bound))
+      fh,
+      flow=flow,
+      rgb_jpeg=np.frombuffer(b"".join(jpegs), np.uint8),
+      rgb_offsets=offsets,
+      bound=np.float32(bound),
+    )
   os.replace(tmp, final)
   return final
 
@@ -101,21 +105,30 @@ def write_compact(out_dir: str, name: str, frames: np.ndarray,
 def load_compact(path: str) -> dict[str, np.ndarray]:
   """Reads a compact file: ``{'rgb': (n,H,W,3), 'flow': (n-1,H,W,2), 'bound'}``."""
   with np.load(path) as z:
-    data = z['rgb_jpeg'].tobytes()
-    off = z['rgb_offsets']
-    rgb = np.stack([np.asarray(Image.open(io.BytesIO(data[a:b])).convert('RGB'))
-                    for a, b in zip(off[:-1], off[1:])])
-    return {'rgb': rgb, 'flow': z['flow'], 'bound': float(z['bound'])}
+    data = z["rgb_jpeg"].tobytes()
+    off = z["rgb_offsets"]
+    rgb = np.stack(
+      [
+        np.asarray(Image.open(io.BytesIO(data[a:b])).convert("RGB"))
+        for a, b in itertools.pairwise(off)
+      ]
+    )
+    return {"rgb": rgb, "flow": z["flow"], "bound": float(z["bound"])}
 
 
 def load_mmaction(folder: str) -> dict[str, np.ndarray]:
   """Reads an mmaction folder: ``{'rgb': (n,H,W,3), 'flow': (n-1,H,W,2)}``."""
   names = sorted(os.listdir(folder))
+
   def read(prefix):
     files = [n for n in names if n.startswith(prefix)]
     return [np.asarray(Image.open(os.path.join(folder, n))) for n in files]
-  rgb = np.stack(read('img_'))
-  fx, fy = read('flow_x_'), read('flow_y_')
-  flow = (np.stack([np.stack(fx), np.stack(fy)], -1) if fx
-          else np.zeros((0,) + rgb.shape[1:3] + (2,), np.uint8))
-  return {'rgb': rgb, 'flow': flow}
+
+  rgb = np.stack(read("img_"))
+  fx, fy = read("flow_x_"), read("flow_y_")
+  flow = (
+    np.stack([np.stack(fx), np.stack(fy)], -1)
+    if fx
+    else np.zeros((0,) + rgb.shape[1:3] + (2,), np.uint8)
+  )
+  return {"rgb": rgb, "flow": flow}

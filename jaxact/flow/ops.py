@@ -52,16 +52,13 @@ def divergence(px: jax.Array, py: jax.Array) -> jax.Array:
   ax, ay = px.ndim - 1, py.ndim - 2
   zx = jnp.zeros_like(jax.lax.slice_in_dim(px, 0, 1, axis=ax))
   zy = jnp.zeros_like(jax.lax.slice_in_dim(py, 0, 1, axis=ay))
-  px_prev = jnp.concatenate(
-      [zx, jax.lax.slice_in_dim(px, 0, px.shape[ax] - 1, axis=ax)], axis=ax)
-  py_prev = jnp.concatenate(
-      [zy, jax.lax.slice_in_dim(py, 0, py.shape[ay] - 1, axis=ay)], axis=ay)
+  px_prev = jnp.concatenate([zx, jax.lax.slice_in_dim(px, 0, px.shape[ax] - 1, axis=ax)], axis=ax)
+  py_prev = jnp.concatenate([zy, jax.lax.slice_in_dim(py, 0, py.shape[ay] - 1, axis=ay)], axis=ay)
   return px - px_prev + py - py_prev
 
 
-@functools.lru_cache(maxsize=None)
-def linear_resize_matrix(n_out: int, n_in: int,
-                         scale: float | None = None) -> np.ndarray:
+@functools.cache
+def linear_resize_matrix(n_out: int, n_in: int, scale: float | None = None) -> np.ndarray:
   """``(n_out, n_in)`` matrix of ``cv2.resize(..., INTER_LINEAR)`` on an axis.
 
   Source coordinate ``(d + 0.5) * scale - 0.5`` clamped to ``[0, n_in - 1]``;
@@ -82,8 +79,7 @@ def linear_resize_matrix(n_out: int, n_in: int,
   return m.astype(np.float32)
 
 
-def resize_linear(x: jax.Array, h: int, w: int,
-                  inv_factor: float | None = None) -> jax.Array:
+def resize_linear(x: jax.Array, h: int, w: int, inv_factor: float | None = None) -> jax.Array:
   """Bilinear resize of ``(..., H, W)`` to ``(..., h, w)`` like cv2.resize.
 
   Args:
@@ -95,8 +91,8 @@ def resize_linear(x: jax.Array, h: int, w: int,
   my = jnp.asarray(linear_resize_matrix(h, x.shape[-2], inv_factor))
   mx = jnp.asarray(linear_resize_matrix(w, x.shape[-1], inv_factor))
   hp = jax.lax.Precision.HIGHEST
-  y = jnp.einsum('...yx,Yy->...Yx', x, my, precision=hp)
-  return jnp.einsum('...yx,Xx->...yX', y, mx, precision=hp)
+  y = jnp.einsum("...yx,Yy->...Yx", x, my, precision=hp)
+  return jnp.einsum("...yx,Xx->...yX", y, mx, precision=hp)
 
 
 def _cubic_weights(t: jax.Array) -> list[jax.Array]:
@@ -110,8 +106,9 @@ def _cubic_weights(t: jax.Array) -> list[jax.Array]:
   return [w0, w1, w2, w3]
 
 
-def warp_bicubic(img: jax.Array, dx: jax.Array, dy: jax.Array,
-                 border: str = 'constant') -> jax.Array:
+def warp_bicubic(
+  img: jax.Array, dx: jax.Array, dy: jax.Array, border: str = "constant"
+) -> jax.Array:
   """Samples ``img`` (K, H, W) at ``(x + dx, y + dy)``, bicubic.
 
   Args:
@@ -124,8 +121,9 @@ def warp_bicubic(img: jax.Array, dx: jax.Array, dy: jax.Array,
     ``(K, H, W)``.
   """
   k, h, w = img.shape
-  yy, xx = jnp.meshgrid(jnp.arange(h, dtype=jnp.float32),
-                        jnp.arange(w, dtype=jnp.float32), indexing='ij')
+  yy, xx = jnp.meshgrid(
+    jnp.arange(h, dtype=jnp.float32), jnp.arange(w, dtype=jnp.float32), indexing="ij"
+  )
   fx = xx + dx
   fy = yy + dy
   x0 = jnp.floor(fx)
@@ -148,7 +146,7 @@ def warp_bicubic(img: jax.Array, dx: jax.Array, dy: jax.Array,
       xi = jnp.clip(xi, 0, w - 1)
       v = flat[:, yj * w + xi]
       wgt = wx[i]
-      if border == 'constant':
+      if border == "constant":
         wgt = jnp.where(ok, wgt, 0.0)
       row = wgt * v if row is None else row + wgt * v
     out = wy[j] * row if out is None else out + wy[j] * row
@@ -171,7 +169,7 @@ def _oddeven_merge_sort_pairs(n: int) -> list[tuple[int, int]]:
   return pairs
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _median_network(m: int) -> tuple[int, int, tuple[tuple[int, int], ...]]:
   """A min/max network selecting the median of ``m`` (odd) values.
 
@@ -183,7 +181,7 @@ def _median_network(m: int) -> tuple[int, int, tuple[tuple[int, int], ...]]:
   while n < m:
     n *= 2
   pad = n - m
-  lo = pad // 2            # -inf wires 0..lo-1, +inf wires at the end
+  lo = pad // 2  # -inf wires 0..lo-1, +inf wires at the end
   target = lo + m // 2
   pairs = _oddeven_merge_sort_pairs(n)
   needed = {target}
@@ -199,7 +197,7 @@ def median_of(values: list[jax.Array]) -> jax.Array:
   """Elementwise median of an odd number of equally shaped arrays."""
   m = len(values)
   lo, target, pairs = _median_network(m)
-  neg, pos = 'neg', 'pos'      # static padding sentinels, folded at trace time
+  neg, pos = "neg", "pos"  # static padding sentinels, folded at trace time
   n = 1
   while n < m:
     n *= 2
@@ -208,8 +206,8 @@ def median_of(values: list[jax.Array]) -> jax.Array:
     x, y = wires[a], wires[b]
     if isinstance(x, str) or isinstance(y, str):
       if x == neg or y == pos:
-        continue                       # already ordered
-      wires[a], wires[b] = y, x        # x is +inf or y is -inf: swap
+        continue  # already ordered
+      wires[a], wires[b] = y, x  # x is +inf or y is -inf: swap
       continue
     wires[a], wires[b] = jnp.minimum(x, y), jnp.maximum(x, y)
   return wires[target]
@@ -224,7 +222,7 @@ def median_filter(x: jax.Array, size: int) -> jax.Array:
   """
   r = size // 2
   pad = [(0, 0)] * (x.ndim - 2) + [(r, r), (r, r)]
-  xp = jnp.pad(x, pad, mode='edge')
+  xp = jnp.pad(x, pad, mode="edge")
   h, w = x.shape[-2:]
-  values = [xp[..., i:i + h, j:j + w] for i in range(size) for j in range(size)]
+  values = [xp[..., i : i + h, j : j + w] for i in range(size) for j in range(size)]
   return median_of(values)

@@ -31,7 +31,7 @@ def quantize(flow, bound: float = DEFAULT_BOUND):
     uint8 array of the same shape.
   """
   if bound <= 0:
-    raise ValueError(f'bound must be > 0, got {bound}')
+    raise ValueError(f"bound must be > 0, got {bound}")
   xp = _xp(flow)
   f = xp.asarray(flow, dtype=xp.float32)
   v = xp.round((f + np.float32(bound)) * np.float32(255.0 / (2 * bound)))
@@ -41,7 +41,7 @@ def quantize(flow, bound: float = DEFAULT_BOUND):
 def dequantize(v, bound: float = DEFAULT_BOUND):
   """Inverse of :func:`quantize`: uint8 → float32 pixels, ``v * 2b/255 - b``."""
   if bound <= 0:
-    raise ValueError(f'bound must be > 0, got {bound}')
+    raise ValueError(f"bound must be > 0, got {bound}")
   xp = _xp(v)
   x = xp.asarray(v).astype(xp.float32)
   return x * np.float32(2 * bound / 255.0) - np.float32(bound)
@@ -66,14 +66,15 @@ def flip_flow_stack(stack, *, mirror: bool = True):
   xp = _xp(stack)
   s = xp.asarray(stack)
   if s.ndim < 3 or s.shape[-1] % 2:
-    raise ValueError('flow stack must be (..., H, W, 2L) with an even '
-                     f'channel count, got shape {s.shape}')
+    raise ValueError(
+      f"flow stack must be (..., H, W, 2L) with an even channel count, got shape {s.shape}"
+    )
   if s.dtype == np.uint8:
     x = 255 - s[..., 0::2]
   else:
     x = -s[..., 0::2]
   y = s[..., 1::2]
-  out = xp.stack([x, y], axis=-1).reshape(s.shape)   # re-interleave x, y
+  out = xp.stack([x, y], axis=-1).reshape(s.shape)  # re-interleave x, y
   if mirror:
     out = out[..., :, ::-1, :]
   return out

@@ -8,15 +8,16 @@ Use :func:`create` to build any registered network by name::
 Registered names are listed by :func:`names`.
 """
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import flax.linen as nn
 
 
 def _registry() -> dict[str, Callable[..., nn.Module]]:
   # Imported lazily so `import jaxact.models` stays cheap and side-effect free.
-  from jaxact.models import resnet
-  from jaxact.models import two_stream
+  from jaxact.models import resnet, two_stream
+
   return {**resnet.BACKBONES, **two_stream.TWO_STREAM_MODELS}
 
 

@@ -34,7 +34,8 @@ Checkpoint files: :func:`load_state_dict` reads ``.pth``/``.pt``/``.bin`` with
 import logging
 import os
 import re
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import flax
 import flax.linen as nn
@@ -44,13 +45,15 @@ import numpy as np
 
 logger = logging.getLogger(__name__)
 
-LAYOUTS = ('torchvision', 'timm', 'cotnet', 'hf')
+LAYOUTS = ("torchvision", "timm", "cotnet", "hf")
 _LEAF_TORCH = {
-    ('params', 'kernel'): 'weight', ('params', 'scale'): 'weight',
-    ('params', 'bias'): 'bias',
-    ('batch_stats', 'mean'): 'running_mean', ('batch_stats', 'var'): 'running_var',
+  ("params", "kernel"): "weight",
+  ("params", "scale"): "weight",
+  ("params", "bias"): "bias",
+  ("batch_stats", "mean"): "running_mean",
+  ("batch_stats", "var"): "running_var",
 }
-_IGNORED_SUFFIXES = ('num_batches_tracked',)
+_IGNORED_SUFFIXES = ("num_batches_tracked",)
 
 
 _MAX_LISTED = 20  # entries listed per kind of problem in an error message
@@ -58,6 +61,7 @@ _MAX_LISTED = 20  # entries listed per kind of problem in an error message
 
 def _is_backbone(model: nn.Module) -> bool:
   from jaxact.models import cot, resnet
+
   return isinstance(model, (resnet.ResNet, resnet.Bottleneck, cot.CotLayer))
 
 
@@ -78,27 +82,29 @@ def load_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
   """
   path = os.fspath(path)
   if not os.path.exists(path):
-    raise FileNotFoundError(f'Checkpoint not found: {path}')
-  if path.endswith('.safetensors'):
+    raise FileNotFoundError(f"Checkpoint not found: {path}")
+  if path.endswith(".safetensors"):
     from safetensors.numpy import load_file
+
     return _normalise(load_file(path))
-  if path.endswith('.npz'):
+  if path.endswith(".npz"):
     with np.load(path) as data:
       return _normalise(dict(data))
   try:
     import torch
   except ImportError as e:
-    raise ImportError(f'Reading {path} needs PyTorch (pip install torch); '
-                      'or convert it to .safetensors first') from e
+    raise ImportError(
+      f"Reading {path} needs PyTorch (pip install torch); or convert it to .safetensors first"
+    ) from e
   try:
-    obj = torch.load(path, map_location='cpu', weights_only=True)
+    obj = torch.load(path, map_location="cpu", weights_only=True)
   except Exception as e:  # pickle errors, truncated files, non-tensor objects
-    raise WeightImportError(f'Cannot read PyTorch checkpoint {path}: {e}') from e
+    raise WeightImportError(f"Cannot read PyTorch checkpoint {path}: {e}") from e
   return _normalise(obj)
 
 
 def _to_numpy(value: Any) -> np.ndarray:
-  if hasattr(value, 'detach'):  # torch.Tensor, without importing torch
+  if hasattr(value, "detach"):  # torch.Tensor, without importing torch
     value = value.detach().cpu()
     if value.is_floating_point():
       value = value.float()
@@ -111,7 +117,7 @@ def _to_numpy(value: Any) -> np.ndarray:
 
 def _normalise(state_dict: Mapping[str, Any]) -> dict[str, np.ndarray]:
   """Unwraps training checkpoints, strips ``module.``, converts to numpy."""
-  for key in ('state_dict', 'model', 'model_state'):
+  for key in ("state_dict", "model", "model_state"):
     if key in state_dict and isinstance(state_dict[key], Mapping):
       state_dict = state_dict[key]
       break
@@ -119,8 +125,8 @@ def _normalise(state_dict: Mapping[str, Any]) -> dict[str, np.ndarray]:
   for name, value in state_dict.items():
     if name.endswith(_IGNORED_SUFFIXES):
       continue
-    if name.startswith('module.'):
-      name = name[len('module.'):]
+    if name.startswith("module."):
+      name = name[len("module.") :]
     out[name] = _to_numpy(value)
   return out
 
@@ -129,53 +135,55 @@ def _timm_name(path: tuple[str, ...]) -> str:
   """``('layer1_0', 'conv2', 'key_embed_0')`` → ``'layer1.0.conv2.key_embed.0'``."""
   parts = []
   for seg in path:
-    if seg == 'downsample_conv':
-      parts.append('downsample.0')
-    elif seg == 'downsample_bn':
-      parts.append('downsample.1')
+    if seg == "downsample_conv":
+      parts.append("downsample.0")
+    elif seg == "downsample_bn":
+      parts.append("downsample.1")
     else:
-      parts.append(re.sub(r'^(.+)_(\d+)$', r'\1.\2', seg))
-  return '.'.join(parts)
+      parts.append(re.sub(r"^(.+)_(\d+)$", r"\1.\2", seg))
+  return ".".join(parts)
 
 
 def _hf_name(path: tuple[str, ...], prefix: str) -> str:
   """Module path → transformers ``ResNet*`` module name."""
   head = path[0]
-  if head == 'fc':
-    return 'classifier.1'
-  if head in ('conv1', 'bn1') and len(path) == 1:
-    kind = 'convolution' if head == 'conv1' else 'normalization'
-    return f'{prefix}embedder.embedder.{kind}'
-  m = re.fullmatch(r'layer(\d+)_(\d+)', head)
+  if head == "fc":
+    return "classifier.1"
+  if head in ("conv1", "bn1") and len(path) == 1:
+    kind = "convolution" if head == "conv1" else "normalization"
+    return f"{prefix}embedder.embedder.{kind}"
+  m = re.fullmatch(r"layer(\d+)_(\d+)", head)
   if m is None or len(path) != 2:
-    raise WeightImportError(f"Layout 'hf' has no equivalent of {'/'.join(path)} "
-                            '(transformers ResNet has plain 3×3 convs only)')
-  block = f'{prefix}encoder.stages.{int(m[1]) - 1}.layers.{m[2]}'
+    raise WeightImportError(
+      f"Layout 'hf' has no equivalent of {'/'.join(path)} "
+      "(transformers ResNet has plain 3×3 convs only)"
+    )
+  block = f"{prefix}encoder.stages.{int(m[1]) - 1}.layers.{m[2]}"
   sub = path[1]
-  if sub == 'downsample_conv':
-    return f'{block}.shortcut.convolution'
-  if sub == 'downsample_bn':
-    return f'{block}.shortcut.normalization'
-  m = re.fullmatch(r'(conv|bn)(\d)', sub)
+  if sub == "downsample_conv":
+    return f"{block}.shortcut.convolution"
+  if sub == "downsample_bn":
+    return f"{block}.shortcut.normalization"
+  m = re.fullmatch(r"(conv|bn)(\d)", sub)
   if m is None:
     raise WeightImportError(f"Layout 'hf' has no equivalent of {'/'.join(path)}")
-  kind = 'convolution' if m[1] == 'conv' else 'normalization'
-  return f'{block}.layer.{int(m[2]) - 1}.{kind}'
+  kind = "convolution" if m[1] == "conv" else "normalization"
+  return f"{block}.layer.{int(m[2]) - 1}.{kind}"
 
 
 def _name_fn(layout: str, state_dict: Mapping[str, Any]) -> Callable[[tuple[str, ...]], str]:
-  if layout in ('torchvision', 'timm', 'cotnet'):
+  if layout in ("torchvision", "timm", "cotnet"):
     return _timm_name
-  if layout == 'hf':
-    prefix = 'resnet.' if any(k.startswith('resnet.') for k in state_dict) else ''
+  if layout == "hf":
+    prefix = "resnet." if any(k.startswith("resnet.") for k in state_dict) else ""
     return lambda path: _hf_name(path, prefix)
-  raise ValueError(f'Unknown layout {layout!r}; use one of {", ".join(LAYOUTS)}')
+  raise ValueError(f"Unknown layout {layout!r}; use one of {', '.join(LAYOUTS)}")
 
 
 def _to_flax(value: np.ndarray, leaf: str) -> np.ndarray:
-  if leaf == 'kernel' and value.ndim == 4:
+  if leaf == "kernel" and value.ndim == 4:
     return value.transpose(2, 3, 1, 0)  # OIHW → HWIO
-  if leaf == 'kernel' and value.ndim == 2:
+  if leaf == "kernel" and value.ndim == 2:
     return value.T  # (out, in) → (in, out)
   return value
 
@@ -207,17 +215,24 @@ def _init_values(model: nn.Module, input_channels: int, rng: jax.Array | None) -
 
 def _fresh_classifier(flat: Mapping[tuple[str, ...], Any], rng: jax.Array | None) -> dict:
   """A freshly initialised ``fc`` alone (cheaper than initialising the model)."""
-  kernel = flat[('params', 'fc', 'kernel')]
+  kernel = flat[("params", "fc", "kernel")]
   dense = nn.Dense(kernel.shape[1], param_dtype=kernel.dtype)
   rng = jax.random.key(0) if rng is None else rng
-  params = jax.jit(dense.init)(rng, jnp.zeros((1, kernel.shape[0]), kernel.dtype))['params']
-  return {('params', 'fc', leaf): value for leaf, value in params.items()}
+  params = jax.jit(dense.init)(rng, jnp.zeros((1, kernel.shape[0]), kernel.dtype))["params"]
+  return {("params", "fc", leaf): value for leaf, value in params.items()}
 
 
-def from_torch(state_dict: Mapping[str, Any] | str | os.PathLike, model: nn.Module, *,
-               layout: str = 'torchvision', variables: Mapping[str, Any] | None = None,
-               stream: str | None = None, input_channels: int = 3,
-               rng: jax.Array | None = None, strict: bool = True) -> dict[str, Any]:
+def from_torch(
+  state_dict: Mapping[str, Any] | str | os.PathLike,
+  model: nn.Module,
+  *,
+  layout: str = "torchvision",
+  variables: Mapping[str, Any] | None = None,
+  stream: str | None = None,
+  input_channels: int = 3,
+  rng: jax.Array | None = None,
+  strict: bool = True,
+) -> dict[str, Any]:
   """Builds Flax variables for ``model`` from a PyTorch checkpoint.
 
   Args:
@@ -254,25 +269,32 @@ def from_torch(state_dict: Mapping[str, Any] | str | os.PathLike, model: nn.Modu
 
   if stream is not None:
     if variables is None:
-      raise ValueError(f"from_torch(stream={stream!r}) needs the two-stream network's "
-                       'variables=model.init(...) to fill')
+      raise ValueError(
+        f"from_torch(stream={stream!r}) needs the two-stream network's "
+        "variables=model.init(...) to fill"
+      )
     full = flax.core.unfreeze(variables)
-    if stream not in full.get('params', {}):
-      raise ValueError(f'No stream {stream!r} in the variables; found '
-                       f"{sorted(full.get('params', {}))}")
-    target = {col: full[col][stream] for col in ('params', 'batch_stats')}
+    if stream not in full.get("params", {}):
+      raise ValueError(
+        f"No stream {stream!r} in the variables; found {sorted(full.get('params', {}))}"
+      )
+    target = {col: full[col][stream] for col in ("params", "batch_stats")}
   elif variables is not None:
     target = flax.core.unfreeze(variables)
-    if {'spatial', 'temporal'} <= set(target.get('params', {})):
-      raise ValueError("These are two-stream variables: pass stream='spatial' or "
-                       "stream='temporal' to choose the backbone to fill")
+    if {"spatial", "temporal"} <= set(target.get("params", {})):
+      raise ValueError(
+        "These are two-stream variables: pass stream='spatial' or "
+        "stream='temporal' to choose the backbone to fill"
+      )
   else:
     if not _is_backbone(model):
-      raise ValueError(f'from_torch builds variables for resnet backbones only; for '
-                       f'{type(model).__name__} pass variables=model.init(...) '
-                       "(and stream='spatial'|'temporal' for a two-stream network)")
+      raise ValueError(
+        f"from_torch builds variables for resnet backbones only; for "
+        f"{type(model).__name__} pass variables=model.init(...) "
+        "(and stream='spatial'|'temporal' for a two-stream network)"
+      )
     target = _init_shapes(model, input_channels)
-  target = {col: target[col] for col in ('params', 'batch_stats')}
+  target = {col: target[col] for col in ("params", "batch_stats")}
 
   flat = flax.traverse_util.flatten_dict(target)
   loaded, fresh, missing, mismatched, notes = {}, [], [], [], []
@@ -280,81 +302,98 @@ def from_torch(state_dict: Mapping[str, Any] | str | os.PathLike, model: nn.Modu
   for key, ref in flat.items():
     col, *mod_path, leaf = key
     mod_path = tuple(mod_path)
-    torch_name = f'{name_of(mod_path)}.{_LEAF_TORCH[(col, leaf)]}'
-    is_classifier = mod_path[0] == 'fc'
+    torch_name = f"{name_of(mod_path)}.{_LEAF_TORCH[(col, leaf)]}"
+    is_classifier = mod_path[0] == "fc"
     if torch_name not in state_dict:
       if is_classifier:
         fresh.append(key)
-        notes.append(f'{torch_name}: not in checkpoint, classifier left freshly initialised')
+        notes.append(f"{torch_name}: not in checkpoint, classifier left freshly initialised")
       else:
-        missing.append(f'{torch_name} (for {"/".join(key)}, shape {tuple(ref.shape)})')
+        missing.append(f"{torch_name} (for {'/'.join(key)}, shape {tuple(ref.shape)})")
       continue
     used.add(torch_name)
     value = _to_flax(state_dict[torch_name], leaf)
     if value.shape != tuple(ref.shape):
-      if (mod_path == ('conv1',) and leaf == 'kernel' and value.ndim == 4
-          and value.shape[2] == 3 and value.shape[:2] + value.shape[3:]
-          == tuple(ref.shape[:2]) + tuple(ref.shape[3:])):
+      if (
+        mod_path == ("conv1",)
+        and leaf == "kernel"
+        and value.ndim == 4
+        and value.shape[2] == 3
+        and value.shape[:2] + value.shape[3:] == tuple(ref.shape[:2]) + tuple(ref.shape[3:])
+      ):
         value = cross_modality_kernel(value, ref.shape[2])
-        notes.append(f'conv1: {ref.shape[2]}-channel kernel built from the RGB '
-                     'checkpoint by cross-modality averaging (mean over RGB, replicated)')
+        notes.append(
+          f"conv1: {ref.shape[2]}-channel kernel built from the RGB "
+          "checkpoint by cross-modality averaging (mean over RGB, replicated)"
+        )
       elif is_classifier:
         fresh.append(key)
-        notes.append(f'{torch_name}: checkpoint shape {value.shape} != model '
-                     f'{tuple(ref.shape)} (other num_classes); classifier left '
-                     'freshly initialised')
+        notes.append(
+          f"{torch_name}: checkpoint shape {value.shape} != model "
+          f"{tuple(ref.shape)} (other num_classes); classifier left "
+          "freshly initialised"
+        )
         continue
       else:
-        mismatched.append(f'{torch_name}: checkpoint {value.shape} (as Flax) vs '
-                          f'model {tuple(ref.shape)} at {"/".join(key)}')
+        mismatched.append(
+          f"{torch_name}: checkpoint {value.shape} (as Flax) vs "
+          f"model {tuple(ref.shape)} at {'/'.join(key)}"
+        )
         continue
     loaded[key] = value.astype(ref.dtype)
 
   unexpected = sorted(set(state_dict) - used)
-  head_names = {'fc.weight', 'fc.bias', 'classifier.1.weight', 'classifier.1.bias'}
-  if 'params' in target and 'fc' not in target['params']:
+  head_names = {"fc.weight", "fc.bias", "classifier.1.weight", "classifier.1.bias"}
+  if "params" in target and "fc" not in target["params"]:
     ignored = [n for n in unexpected if n in head_names]
     if ignored:
-      notes.append(f'model has no classifier; ignored {", ".join(ignored)}')
+      notes.append(f"model has no classifier; ignored {', '.join(ignored)}")
     unexpected = [n for n in unexpected if n not in head_names]
 
   problems = []
-  for title, names in (('missing from checkpoint', missing),
-                       ('unexpected in checkpoint', unexpected),
-                       ('shape mismatch', mismatched)):
+  for title, names in (
+    ("missing from checkpoint", missing),
+    ("unexpected in checkpoint", unexpected),
+    ("shape mismatch", mismatched),
+  ):
     if names:
-      shown = names[:_MAX_LISTED] + ([f'... and {len(names) - _MAX_LISTED} more']
-                                     if len(names) > _MAX_LISTED else [])
-      problems.append(f'{title} ({len(names)}):\n  ' + '\n  '.join(shown))
+      shown = names[:_MAX_LISTED] + (
+        [f"... and {len(names) - _MAX_LISTED} more"] if len(names) > _MAX_LISTED else []
+      )
+      problems.append(f"{title} ({len(names)}):\n  " + "\n  ".join(shown))
   if problems:
-    msg = (f"Checkpoint does not fit {type(model).__name__} (layout={layout!r}"
-           f"{f', stream={stream!r}' if stream else ''}); loaded {len(loaded)} of "
-           f'{len(flat)} entries.\n' + '\n'.join(problems))
+    msg = (
+      f"Checkpoint does not fit {type(model).__name__} (layout={layout!r}"
+      f"{f', stream={stream!r}' if stream else ''}); loaded {len(loaded)} of "
+      f"{len(flat)} entries.\n" + "\n".join(problems)
+    )
     if not loaded:
-      msg += (f'\nNothing matched: is layout={layout!r} right (one of {", ".join(LAYOUTS)})? '
-              f'Checkpoint names look like: {", ".join(sorted(state_dict)[:3])}')
+      msg += (
+        f"\nNothing matched: is layout={layout!r} right (one of {', '.join(LAYOUTS)})? "
+        f"Checkpoint names look like: {', '.join(sorted(state_dict)[:3])}"
+      )
     if strict:
       raise WeightImportError(msg)
-    logger.warning('%s', msg)
+    logger.warning("%s", msg)
   for note in notes:
-    logger.warning('from_torch: %s', note)
+    logger.warning("from_torch: %s", note)
 
   keep = [k for k in flat if k not in loaded]
   if keep:
     if stream is not None or variables is not None:
       base = flax.traverse_util.flatten_dict(target)
-    elif all(k[:2] == ('params', 'fc') for k in keep):
+    elif all(k[:2] == ("params", "fc") for k in keep):
       base = _fresh_classifier(flat, rng)
     else:
       init = _init_values(model, input_channels, rng)
-      base = flax.traverse_util.flatten_dict({c: init[c] for c in ('params', 'batch_stats')})
+      base = flax.traverse_util.flatten_dict({c: init[c] for c in ("params", "batch_stats")})
     for k in keep:
       loaded[k] = base[k]
   result = flax.traverse_util.unflatten_dict({k: jnp.asarray(v) for k, v in loaded.items()})
-  result = {col: result.get(col, {}) for col in ('params', 'batch_stats')}
+  result = {col: result.get(col, {}) for col in ("params", "batch_stats")}
   if stream is None:
     return result
   full = flax.core.unfreeze(variables)
-  for col in ('params', 'batch_stats'):
+  for col in ("params", "batch_stats"):
     full[col] = {**full[col], stream: result[col]}
   return full

@@ -38,8 +38,8 @@ Dtype = Any
 _BN_MOMENTUM = 0.9  # PyTorch momentum 0.1.
 _EPSILON = 1e-5  # PyTorch BatchNorm2d and GroupNorm default.
 # Name scope of the aggregation's multiplies (tools.model_info counts them as MACs).
-LOCAL_AGGREGATION_SCOPE = 'cot_local_aggregation'
-_conv_init = nn.initializers.variance_scaling(2.0, 'fan_out', 'normal')
+LOCAL_AGGREGATION_SCOPE = "cot_local_aggregation"
+_conv_init = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
 
 
 def local_aggregation(values: Array, attention: Array, kernel_size: int) -> Array:
@@ -56,11 +56,13 @@ def local_aggregation(values: Array, attention: Array, kernel_size: int) -> Arra
     values[p + offset(tap), c]``, accumulated in float32, cast to
     ``values.dtype``.
   """
-  n, h, w, c = values.shape
+  _n, _h, _w, c = values.shape
   g = attention.shape[3]
   if c % g or attention.shape[4] != kernel_size**2:
-    raise ValueError(f'local_aggregation: values {values.shape} do not match '
-                     f'attention {attention.shape} for kernel {kernel_size}')
+    raise ValueError(
+      f"local_aggregation: values {values.shape} do not match "
+      f"attention {attention.shape} for kernel {kernel_size}"
+    )
   return _aggregate(values, attention, kernel_size)
 
 
@@ -140,6 +142,7 @@ class CotLayer(nn.Module):
     reduction: the fusion's hidden size is ``max(C·radix/reduction, 32)``.
     dtype: compute dtype; param_dtype: parameter dtype.
   """
+
   kernel_size: int = 3
   share_planes: int = 8
   key_groups: int = 4
@@ -148,17 +151,31 @@ class CotLayer(nn.Module):
   dtype: Dtype = jnp.float32
   param_dtype: Dtype = jnp.float32
 
-  def _conv(self, features: int, kernel: int, name: str, groups: int = 1,
-            use_bias: bool = False) -> nn.Conv:
+  def _conv(
+    self, features: int, kernel: int, name: str, groups: int = 1, use_bias: bool = False
+  ) -> nn.Conv:
     pad = kernel // 2
-    return nn.Conv(features, (kernel, kernel), padding=((pad, pad), (pad, pad)),
-                   feature_group_count=groups, use_bias=use_bias, dtype=self.dtype,
-                   param_dtype=self.param_dtype, kernel_init=_conv_init, name=name)
+    return nn.Conv(
+      features,
+      (kernel, kernel),
+      padding=((pad, pad), (pad, pad)),
+      feature_group_count=groups,
+      use_bias=use_bias,
+      dtype=self.dtype,
+      param_dtype=self.param_dtype,
+      kernel_init=_conv_init,
+      name=name,
+    )
 
   def _bn(self, train: bool, name: str) -> nn.BatchNorm:
-    return nn.BatchNorm(use_running_average=not train, momentum=_BN_MOMENTUM,
-                        epsilon=_EPSILON, dtype=self.dtype,
-                        param_dtype=self.param_dtype, name=name)
+    return nn.BatchNorm(
+      use_running_average=not train,
+      momentum=_BN_MOMENTUM,
+      epsilon=_EPSILON,
+      dtype=self.dtype,
+      param_dtype=self.param_dtype,
+      name=name,
+    )
 
   @nn.compact
   def __call__(self, x: Array, train: bool = False) -> Array:
@@ -166,37 +183,41 @@ class CotLayer(nn.Module):
     n, h, w, c = x.shape
     k = self.kernel_size
     if c % self.share_planes or c % self.key_groups:
-      raise ValueError(f'CotLayer needs channels divisible by {self.share_planes} '
-                       f'and {self.key_groups}; got {c}')
+      raise ValueError(
+        f"CotLayer needs channels divisible by {self.share_planes} and {self.key_groups}; got {c}"
+      )
     groups = c // self.share_planes
     x = jnp.asarray(x, self.dtype)
 
     # 1. Static context K1.
-    k1 = self._conv(c, k, 'key_embed_0', groups=self.key_groups)(x)
-    k1 = nn.relu(self._bn(train, 'key_embed_1')(k1))
+    k1 = self._conv(c, k, "key_embed_0", groups=self.key_groups)(x)
+    k1 = nn.relu(self._bn(train, "key_embed_1")(k1))
 
     # 2. Attention logits from [X, K1], GroupNorm per attention group.
-    a = self._conv(c // 2, 1, 'embed_0')(jnp.concatenate([x, k1], axis=-1))
-    a = nn.relu(self._bn(train, 'embed_1')(a))
-    a = self._conv(k * k * groups, 1, 'embed_3', use_bias=True)(a)
-    a = nn.GroupNorm(num_groups=groups, epsilon=_EPSILON, dtype=self.dtype,
-                     param_dtype=self.param_dtype, name='embed_4')(a)
+    a = self._conv(c // 2, 1, "embed_0")(jnp.concatenate([x, k1], axis=-1))
+    a = nn.relu(self._bn(train, "embed_1")(a))
+    a = self._conv(k * k * groups, 1, "embed_3", use_bias=True)(a)
+    a = nn.GroupNorm(
+      num_groups=groups,
+      epsilon=_EPSILON,
+      dtype=self.dtype,
+      param_dtype=self.param_dtype,
+      name="embed_4",
+    )(a)
     a = a.reshape(n, h, w, groups, k * k)
 
     # 3. Values and dynamic context K2.
-    v = self._conv(c, 1, 'conv1x1_0')(x)
-    v = self._bn(train, 'conv1x1_1')(v)
+    v = self._conv(c, 1, "conv1x1_0")(x)
+    v = self._bn(train, "conv1x1_1")(v)
     k2 = local_aggregation(v, a, k)
-    k2 = nn.silu(self._bn(train, 'bn')(k2))
+    k2 = nn.silu(self._bn(train, "bn")(k2))
 
     # 4. Radix-2 fusion of K2 (branch 0) and K1 (branch 1).
     attn_channels = max(c * self.radix // self.reduction, 32)
     s = jnp.mean((k2 + k1).astype(jnp.float32), axis=(1, 2), keepdims=True)
-    z = self._conv(attn_channels, 1, 'se_0', use_bias=True)(s)
-    z = nn.relu(self._bn(train, 'se_1')(z))
-    logits = self._conv(c * self.radix, 1, 'se_3', use_bias=True)(z)
-    weights = jax.nn.softmax(
-        logits.astype(jnp.float32).reshape(n, 1, 1, c, self.radix), axis=-1)
-    out = (weights[..., 0] * k2.astype(jnp.float32)
-           + weights[..., 1] * k1.astype(jnp.float32))
+    z = self._conv(attn_channels, 1, "se_0", use_bias=True)(s)
+    z = nn.relu(self._bn(train, "se_1")(z))
+    logits = self._conv(c * self.radix, 1, "se_3", use_bias=True)(z)
+    weights = jax.nn.softmax(logits.astype(jnp.float32).reshape(n, 1, 1, c, self.radix), axis=-1)
+    out = weights[..., 0] * k2.astype(jnp.float32) + weights[..., 1] * k1.astype(jnp.float32)
     return out.astype(self.dtype)

@@ -51,6 +51,7 @@ class Fusion(nn.Module):
   Attributes:
     method: ``'sum'``, ``'max'``, ``'concat'`` or ``'conv'``.
   """
+
   method: str = "sum"
   dtype: Any = jnp.float32
   param_dtype: Any = jnp.float32
@@ -72,5 +73,10 @@ class Fusion(nn.Module):
       return stacked
     # A 1×1 convolution is a dense layer over the channel axis, for maps and
     # vectors alike.
-    return nn.Dense(a.shape[-1], kernel_init=_stacked_identity_init, dtype=self.dtype,
-                    param_dtype=self.param_dtype, name="conv")(stacked)
+    return nn.Dense(
+      a.shape[-1],
+      kernel_init=_stacked_identity_init,
+      dtype=self.dtype,
+      param_dtype=self.param_dtype,
+      name="conv",
+    )(stacked)

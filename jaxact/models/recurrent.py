@@ -41,7 +41,7 @@ def _gate_bias_init(num_gates: int, forget_index: int | None, forget_bias: float
     features = shape[-1] // num_gates
     bias = np.zeros(shape, np.float32)
     if forget_index is not None:
-      bias[forget_index * features:(forget_index + 1) * features] = forget_bias
+      bias[forget_index * features : (forget_index + 1) * features] = forget_bias
     return jnp.asarray(bias, dtype)
 
   return init
@@ -54,6 +54,7 @@ class LSTMLayer(nn.Module):
     features: hidden size H.
     forget_bias: initial value of the forget-gate bias (PyTorch uses 0).
   """
+
   features: int
   forget_bias: float = 0.0
   dtype: Dtype = jnp.float32
@@ -71,17 +72,27 @@ class LSTMLayer(nn.Module):
     """
     h_size = self.features
     # Input projection of all steps at once (bias = PyTorch bias_ih + bias_hh).
-    xp = nn.Dense(4 * h_size, dtype=self.dtype, param_dtype=self.param_dtype,
-                  bias_init=_gate_bias_init(4, 1, self.forget_bias), name="input")(x)
-    w_hh = self.param("hidden_kernel", nn.initializers.orthogonal(column_axis=-1),
-                      (h_size, 4 * h_size), self.param_dtype).astype(self.dtype)
+    xp = nn.Dense(
+      4 * h_size,
+      dtype=self.dtype,
+      param_dtype=self.param_dtype,
+      bias_init=_gate_bias_init(4, 1, self.forget_bias),
+      name="input",
+    )(x)
+    w_hh = self.param(
+      "hidden_kernel",
+      nn.initializers.orthogonal(column_axis=-1),
+      (h_size, 4 * h_size),
+      self.param_dtype,
+    ).astype(self.dtype)
     # The carry is derived from the input so it inherits its sharding.
     h0 = jnp.zeros_like(xp[:, 0, :h_size], dtype=jnp.float32)
 
     def step(carry, xp_t):
       h, c = carry
-      z = xp_t.astype(jnp.float32) + jnp.dot(h.astype(self.dtype), w_hh,
-                                             preferred_element_type=jnp.float32)
+      z = xp_t.astype(jnp.float32) + jnp.dot(
+        h.astype(self.dtype), w_hh, preferred_element_type=jnp.float32
+      )
       i, f, g, o = jnp.split(z, 4, axis=-1)
       c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
       h = jax.nn.sigmoid(o) * jnp.tanh(c)
@@ -98,6 +109,7 @@ class LSTMHead(nn.Module):
     features: hidden size of every layer.
     num_layers: number of stacked layers (≥ 1).
   """
+
   features: int = 512
   num_layers: int = 1
   forget_bias: float = 0.0
@@ -110,17 +122,26 @@ class LSTMHead(nn.Module):
     if self.num_layers < 1:
       raise ValueError(f"LSTMHead needs num_layers >= 1, got {self.num_layers}")
     for layer in range(self.num_layers):
-      x = LSTMLayer(self.features, forget_bias=self.forget_bias, dtype=self.dtype,
-                    param_dtype=self.param_dtype, name=f"layer{layer}")(x)
+      x = LSTMLayer(
+        self.features,
+        forget_bias=self.forget_bias,
+        dtype=self.dtype,
+        param_dtype=self.param_dtype,
+        name=f"layer{layer}",
+      )(x)
     return x[:, -1], x
 
 
 def _conv_nhwc(x: jnp.ndarray, kernel: jnp.ndarray) -> jnp.ndarray:
   """'SAME' stride-1 convolution, NHWC input, HWIO kernel, float32 result."""
   return jax.lax.conv_general_dilated(
-      x, kernel, window_strides=(1, 1), padding="SAME",
-      dimension_numbers=("NHWC", "HWIO", "NHWC"),
-      preferred_element_type=jnp.float32)
+    x,
+    kernel,
+    window_strides=(1, 1),
+    padding="SAME",
+    dimension_numbers=("NHWC", "HWIO", "NHWC"),
+    preferred_element_type=jnp.float32,
+  )
 
 
 class ConvLSTMLayer(nn.Module):
@@ -132,6 +153,7 @@ class ConvLSTMLayer(nn.Module):
     untied_first_step: use paper B's separate first-step weights.
     forget_bias: initial forget-gate bias (1 in paper B's code).
   """
+
   features: int = 300
   kernel_size: int = 3
   untied_first_step: bool = True
@@ -149,14 +171,21 @@ class ConvLSTMLayer(nn.Module):
     Returns:
       ``(N, T, H, W, F)`` hidden maps of every step.
     """
-    n, t, h, w, c = x.shape
+    n, _t, h, w, c = x.shape
     f = self.features
     k = (self.kernel_size, self.kernel_size)
     conv = lambda feats, bias_init, name: nn.Conv(
-        feats, k, padding="SAME", dtype=self.dtype, param_dtype=self.param_dtype,
-        bias_init=bias_init, name=name)
-    w_hh = self.param("hidden_kernel", nn.initializers.lecun_normal(),
-                      k + (f, 4 * f), self.param_dtype).astype(self.dtype)
+      feats,
+      k,
+      padding="SAME",
+      dtype=self.dtype,
+      param_dtype=self.param_dtype,
+      bias_init=bias_init,
+      name=name,
+    )
+    w_hh = self.param(
+      "hidden_kernel", nn.initializers.lecun_normal(), k + (f, 4 * f), self.param_dtype
+    ).astype(self.dtype)
 
     if self.untied_first_step:
       first = conv(3 * f, nn.initializers.zeros, "first_input_conv")(x[:, 0])
@@ -169,7 +198,8 @@ class ConvLSTMLayer(nn.Module):
     # Input→hidden convolutions of all remaining steps at once.
     tr = rest.shape[1]
     xin = conv(4 * f, _gate_bias_init(4, 1, self.forget_bias), "input_conv")(
-        rest.reshape(n * tr, h, w, c)).reshape(n, tr, h, w, 4 * f)
+      rest.reshape(n * tr, h, w, c)
+    ).reshape(n, tr, h, w, 4 * f)
     if not self.untied_first_step:
       h0 = jnp.zeros_like(xin[:, 0, ..., :f], dtype=jnp.float32)
       c0 = h0
@@ -199,6 +229,7 @@ class ConvLSTMHead(nn.Module):
     untied_first_step: paper B's released first-step weights (True) or the
       tied Flax-style cell (False).
   """
+
   features: int = 300
   num_layers: int = 1
   kernel_size: int = 3
@@ -215,9 +246,15 @@ class ConvLSTMHead(nn.Module):
     if self.kernel_size not in (3, 5):
       raise ValueError(f"ConvLSTMHead kernel_size must be 3 or 5, got {self.kernel_size}")
     for layer in range(self.num_layers):
-      x = ConvLSTMLayer(self.features, self.kernel_size, self.untied_first_step,
-                        self.forget_bias, dtype=self.dtype, param_dtype=self.param_dtype,
-                        name=f"layer{layer}")(x)
+      x = ConvLSTMLayer(
+        self.features,
+        self.kernel_size,
+        self.untied_first_step,
+        self.forget_bias,
+        dtype=self.dtype,
+        param_dtype=self.param_dtype,
+        name=f"layer{layer}",
+      )(x)
     return x[:, -1], x
 
 
@@ -233,6 +270,7 @@ def lstm_params_from_torch(state_dict: dict, num_layers: int, prefix: str = "") 
   Returns:
     ``{'layer0': {'input': {'kernel', 'bias'}, 'hidden_kernel'}, ...}``.
   """
+
   def get(name):
     value = state_dict[prefix + name]
     value = value.detach().cpu().numpy() if hasattr(value, "detach") else np.asarray(value)
@@ -241,8 +279,10 @@ def lstm_params_from_torch(state_dict: dict, num_layers: int, prefix: str = "") 
   params = {}
   for layer in range(num_layers):
     params[f"layer{layer}"] = {
-        "input": {"kernel": get(f"weight_ih_l{layer}").T,
-                  "bias": get(f"bias_ih_l{layer}") + get(f"bias_hh_l{layer}")},
-        "hidden_kernel": get(f"weight_hh_l{layer}").T,
+      "input": {
+        "kernel": get(f"weight_ih_l{layer}").T,
+        "bias": get(f"bias_ih_l{layer}") + get(f"bias_hh_l{layer}"),
+      },
+      "hidden_kernel": get(f"weight_hh_l{layer}").T,
     }
   return params

@@ -22,7 +22,8 @@ Input channels are taken from the input (3 for RGB, 2L for L stacked flows).
 """
 
 import functools
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -38,27 +39,48 @@ BN_MOMENTUM = 0.9
 BN_EPSILON = 1e-5
 
 # torchvision: kaiming_normal_(mode='fan_out', nonlinearity='relu').
-conv_init = nn.initializers.variance_scaling(2.0, 'fan_out', 'normal')
+conv_init = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
 
 
-def batch_norm(train: bool, dtype: Dtype, param_dtype: Dtype, name: str,
-               zero_init: bool = False) -> nn.BatchNorm:
+def batch_norm(
+  train: bool, dtype: Dtype, param_dtype: Dtype, name: str, zero_init: bool = False
+) -> nn.BatchNorm:
   """BatchNorm with PyTorch's momentum and epsilon."""
   return nn.BatchNorm(
-      use_running_average=not train, momentum=BN_MOMENTUM, epsilon=BN_EPSILON,
-      dtype=dtype, param_dtype=param_dtype, name=name,
-      scale_init=nn.initializers.zeros if zero_init else nn.initializers.ones)
+    use_running_average=not train,
+    momentum=BN_MOMENTUM,
+    epsilon=BN_EPSILON,
+    dtype=dtype,
+    param_dtype=param_dtype,
+    name=name,
+    scale_init=nn.initializers.zeros if zero_init else nn.initializers.ones,
+  )
 
 
-def conv(features: int, kernel: int, stride: int, dtype: Dtype, param_dtype: Dtype,
-         name: str, groups: int = 1, use_bias: bool = False) -> nn.Conv:
+def conv(
+  features: int,
+  kernel: int,
+  stride: int,
+  dtype: Dtype,
+  param_dtype: Dtype,
+  name: str,
+  groups: int = 1,
+  use_bias: bool = False,
+) -> nn.Conv:
   """PyTorch-style convolution: symmetric padding ``kernel // 2``."""
   pad = kernel // 2
   return nn.Conv(
-      features, (kernel, kernel), strides=(stride, stride),
-      padding=((pad, pad), (pad, pad)), feature_group_count=groups,
-      use_bias=use_bias, dtype=dtype, param_dtype=param_dtype,
-      kernel_init=conv_init, name=name)
+    features,
+    (kernel, kernel),
+    strides=(stride, stride),
+    padding=((pad, pad), (pad, pad)),
+    feature_group_count=groups,
+    use_bias=use_bias,
+    dtype=dtype,
+    param_dtype=param_dtype,
+    kernel_init=conv_init,
+    name=name,
+  )
 
 
 class Bottleneck(nn.Module):
@@ -70,9 +92,10 @@ class Bottleneck(nn.Module):
     mixer: ``'conv'`` (3×3 conv, BN, ReLU) or ``'cot'`` (CoT layer; a 3×3/2
       average pool first when ``stride == 2``).
   """
+
   width: int
   stride: int = 1
-  mixer: str = 'conv'
+  mixer: str = "conv"
   zero_init_last_bn: bool = True
   dtype: Dtype = jnp.float32
   param_dtype: Dtype = jnp.float32
@@ -83,23 +106,24 @@ class Bottleneck(nn.Module):
     d, pd = self.dtype, self.param_dtype
     out_features = 4 * self.width
     shortcut = x
-    y = conv(self.width, 1, 1, d, pd, 'conv1')(x)
-    y = nn.relu(batch_norm(train, d, pd, 'bn1')(y))
-    if self.mixer == 'conv':
-      y = conv(self.width, 3, self.stride, d, pd, 'conv2')(y)
-      y = nn.relu(batch_norm(train, d, pd, 'bn2')(y))
-    elif self.mixer == 'cot':
+    y = conv(self.width, 1, 1, d, pd, "conv1")(x)
+    y = nn.relu(batch_norm(train, d, pd, "bn1")(y))
+    if self.mixer == "conv":
+      y = conv(self.width, 3, self.stride, d, pd, "conv2")(y)
+      y = nn.relu(batch_norm(train, d, pd, "bn2")(y))
+    elif self.mixer == "cot":
       if self.stride > 1:
-        y = nn.avg_pool(y, (3, 3), (self.stride, self.stride),
-                        padding=((1, 1), (1, 1)), count_include_pad=True)
-      y = cot.CotLayer(dtype=d, param_dtype=pd, name='conv2')(y, train=train)
+        y = nn.avg_pool(
+          y, (3, 3), (self.stride, self.stride), padding=((1, 1), (1, 1)), count_include_pad=True
+        )
+      y = cot.CotLayer(dtype=d, param_dtype=pd, name="conv2")(y, train=train)
     else:
       raise ValueError(f"Unknown spatial mixer {self.mixer!r}; use 'conv' or 'cot'")
-    y = conv(out_features, 1, 1, d, pd, 'conv3')(y)
-    y = batch_norm(train, d, pd, 'bn3', zero_init=self.zero_init_last_bn)(y)
+    y = conv(out_features, 1, 1, d, pd, "conv3")(y)
+    y = batch_norm(train, d, pd, "bn3", zero_init=self.zero_init_last_bn)(y)
     if x.shape[-1] != out_features or self.stride != 1:
-      shortcut = conv(out_features, 1, self.stride, d, pd, 'downsample_conv')(x)
-      shortcut = batch_norm(train, d, pd, 'downsample_bn')(shortcut)
+      shortcut = conv(out_features, 1, self.stride, d, pd, "downsample_conv")(x)
+      shortcut = batch_norm(train, d, pd, "downsample_bn")(shortcut)
     return nn.relu(y + shortcut.astype(y.dtype))
 
 
@@ -118,10 +142,11 @@ class ResNet(nn.Module):
       channels (the conv1 kernel is always shaped from the input).
     param_dtype: parameter dtype.
   """
+
   num_classes: int | None = 1000
   stage_sizes: Sequence[int] = (3, 4, 6, 3)
   width: int = 64
-  mixer: str = 'conv'
+  mixer: str = "conv"
   zero_init_last_bn: bool = True
   input_channels: int | None = None
   dtype: Dtype = jnp.float32
@@ -143,43 +168,49 @@ class ResNet(nn.Module):
     """
     d, pd = self.dtype, self.param_dtype
     if self.input_channels is not None and x.shape[-1] != self.input_channels:
-      raise ValueError(f'{type(self).__name__} expects {self.input_channels} input '
-                       f'channels; got input of shape {x.shape}')
+      raise ValueError(
+        f"{type(self).__name__} expects {self.input_channels} input "
+        f"channels; got input of shape {x.shape}"
+      )
     x = jnp.asarray(x, d)
-    x = conv(self.width, 7, 2, d, pd, 'conv1')(x)
-    x = nn.relu(batch_norm(train, d, pd, 'bn1')(x))
+    x = conv(self.width, 7, 2, d, pd, "conv1")(x)
+    x = nn.relu(batch_norm(train, d, pd, "bn1")(x))
     x = nn.max_pool(x, (3, 3), (2, 2), padding=((1, 1), (1, 1)))
-    features = {'stem': x}
+    features = {"stem": x}
     for stage, blocks in enumerate(self.stage_sizes):
       for i in range(blocks):
         x = Bottleneck(
-            width=self.width * 2**stage,
-            stride=2 if stage > 0 and i == 0 else 1,
-            mixer=self.mixer, zero_init_last_bn=self.zero_init_last_bn,
-            dtype=d, param_dtype=pd, name=f'layer{stage + 1}_{i}')(x, train=train)
-      features[f'conv{stage + 2}'] = x
+          width=self.width * 2**stage,
+          stride=2 if stage > 0 and i == 0 else 1,
+          mixer=self.mixer,
+          zero_init_last_bn=self.zero_init_last_bn,
+          dtype=d,
+          param_dtype=pd,
+          name=f"layer{stage + 1}_{i}",
+        )(x, train=train)
+      features[f"conv{stage + 2}"] = x
     pooled = jnp.mean(x, axis=(1, 2))
-    features['pooled'] = pooled
+    features["pooled"] = pooled
     if self.num_classes is None:
       return None, features
-    logits = nn.Dense(self.num_classes, dtype=d, param_dtype=pd, name='fc')(pooled)
+    logits = nn.Dense(self.num_classes, dtype=d, param_dtype=pd, name="fc")(pooled)
     return jnp.asarray(logits, jnp.float32), features
 
 
-ResNet50 = functools.partial(ResNet, stage_sizes=(3, 4, 6, 3), mixer='conv')
-ResNet101 = functools.partial(ResNet, stage_sizes=(3, 4, 23, 3), mixer='conv')
-CoTNet50 = functools.partial(ResNet, stage_sizes=(3, 4, 6, 3), mixer='cot')
-CoTNet101 = functools.partial(ResNet, stage_sizes=(3, 4, 23, 3), mixer='cot')
+ResNet50 = functools.partial(ResNet, stage_sizes=(3, 4, 6, 3), mixer="conv")
+ResNet101 = functools.partial(ResNet, stage_sizes=(3, 4, 23, 3), mixer="conv")
+CoTNet50 = functools.partial(ResNet, stage_sizes=(3, 4, 6, 3), mixer="cot")
+CoTNet101 = functools.partial(ResNet, stage_sizes=(3, 4, 23, 3), mixer="cot")
 # Tiny variants for tests: one block per stage, width 16 (CoT: 2 attention
 # groups, 4 key-conv groups); a forward pass on 32–64 px takes milliseconds.
-ResNetTiny = functools.partial(ResNet, stage_sizes=(1, 1, 1, 1), width=16, mixer='conv')
-CoTNetTiny = functools.partial(ResNet, stage_sizes=(1, 1, 1, 1), width=16, mixer='cot')
+ResNetTiny = functools.partial(ResNet, stage_sizes=(1, 1, 1, 1), width=16, mixer="conv")
+CoTNetTiny = functools.partial(ResNet, stage_sizes=(1, 1, 1, 1), width=16, mixer="cot")
 
 BACKBONES: dict[str, Callable[..., nn.Module]] = {
-    'resnet50': ResNet50,
-    'resnet101': ResNet101,
-    'cotnet50': CoTNet50,
-    'cotnet101': CoTNet101,
-    'resnet_tiny': ResNetTiny,
-    'cotnet_tiny': CoTNetTiny,
+  "resnet50": ResNet50,
+  "resnet101": ResNet101,
+  "cotnet50": CoTNet50,
+  "cotnet101": CoTNet101,
+  "resnet_tiny": ResNetTiny,
+  "cotnet_tiny": CoTNetTiny,
 }

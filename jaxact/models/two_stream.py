@@ -21,15 +21,15 @@ and freezing work by name), then the head parts listed in each class.
 """
 
 import functools
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
 from jaxact.models import fusion as fusion_lib
-from jaxact.models import recurrent
-from jaxact.models import resnet
+from jaxact.models import recurrent, resnet
 
 Dtype = Any
 FUSION_LAYERS = ("conv3", "conv4", "conv5")
@@ -37,14 +37,18 @@ FUSION_LAYERS = ("conv3", "conv4", "conv5")
 
 def _check_inputs(x: dict, same_steps: bool) -> tuple[jax.Array, jax.Array]:
   if not isinstance(x, dict) or "rgb" not in x or "flow" not in x:
-    raise ValueError("two-stream networks take a dict with 'rgb' (N,T,H,W,3) and "
-                     f"'flow' (N,T,H,W,2L) arrays; got {type(x).__name__}")
+    raise ValueError(
+      "two-stream networks take a dict with 'rgb' (N,T,H,W,3) and "
+      f"'flow' (N,T,H,W,2L) arrays; got {type(x).__name__}"
+    )
   rgb, flow = x["rgb"], x["flow"]
   if rgb.ndim != 5 or flow.ndim != 5:
     raise ValueError(f"expected 5-D NTHWC inputs; got rgb {rgb.shape}, flow {flow.shape}")
   if rgb.shape[0] != flow.shape[0] or (same_steps and rgb.shape[1] != flow.shape[1]):
-    raise ValueError(f"rgb {rgb.shape} and flow {flow.shape} disagree in batch"
-                     + (" or time steps" if same_steps else ""))
+    raise ValueError(
+      f"rgb {rgb.shape} and flow {flow.shape} disagree in batch"
+      + (" or time steps" if same_steps else "")
+    )
   return rgb, flow
 
 
@@ -57,12 +61,14 @@ def _split_time(x: jax.Array, n: int) -> jax.Array:
   return x.reshape((n, -1) + x.shape[1:])
 
 
-def _backbone(name: str, num_classes: int | None, dtype: Dtype, param_dtype: Dtype,
-              module_name: str) -> nn.Module:
+def _backbone(
+  name: str, num_classes: int | None, dtype: Dtype, param_dtype: Dtype, module_name: str
+) -> nn.Module:
   if name not in resnet.BACKBONES:
     raise ValueError(f"Unknown backbone {name!r}; known: {sorted(resnet.BACKBONES)}")
-  return resnet.BACKBONES[name](num_classes=num_classes, dtype=dtype,
-                                param_dtype=param_dtype, name=module_name)
+  return resnet.BACKBONES[name](
+    num_classes=num_classes, dtype=dtype, param_dtype=param_dtype, name=module_name
+  )
 
 
 def _run_backbone(module: nn.Module, x: jax.Array, train: bool, frozen: bool):
@@ -99,6 +105,7 @@ class TwoStreamLSTM(nn.Module):
     fc1_dropout, fc2_dropout: dropout rates on FC-1 and FC-2 (paper: 0.5 each).
     fusion: ``'concat'`` (paper), ``'sum'``, ``'max'`` or ``'conv'``.
   """
+
   num_classes: int
   backbone: str = "cotnet101"
   spatial_frames: str = "center"
@@ -134,21 +141,26 @@ class TwoStreamLSTM(nn.Module):
 
     temporal = _backbone(self.backbone, None, self.dtype, self.param_dtype, "temporal")
     _, ft = _run_backbone(temporal, _merge_time(flow), train, self.freeze_backbones)
-    last, _ = recurrent.LSTMHead(self.lstm_features, self.lstm_layers, dtype=self.dtype,
-                                 param_dtype=self.param_dtype,
-                                 name="lstm")(_split_time(ft["pooled"], n))
+    last, _ = recurrent.LSTMHead(
+      self.lstm_features,
+      self.lstm_layers,
+      dtype=self.dtype,
+      param_dtype=self.param_dtype,
+      name="lstm",
+    )(_split_time(ft["pooled"], n))
     f2 = nn.relu(dense(self.fc_features, name="fc2")(last))
     f2 = nn.Dropout(self.fc2_dropout, deterministic=not train)(f2)
 
-    fused = fusion_lib.Fusion(self.fusion, dtype=self.dtype, param_dtype=self.param_dtype,
-                              name="fusion")(f1, f2)
+    fused = fusion_lib.Fusion(
+      self.fusion, dtype=self.dtype, param_dtype=self.param_dtype, name="fusion"
+    )(f1, f2)
     as_f32 = lambda a: jnp.asarray(a, jnp.float32)
     logits = as_f32(dense(self.num_classes, name="classifier")(fused))
     features = {
-        "spatial_logits": as_f32(dense(self.num_classes, name="spatial_classifier")(f1)),
-        "temporal_logits": as_f32(dense(self.num_classes, name="temporal_classifier")(f2)),
-        "spatial": f1,
-        "temporal": f2,
+      "spatial_logits": as_f32(dense(self.num_classes, name="spatial_classifier")(f1)),
+      "temporal_logits": as_f32(dense(self.num_classes, name="temporal_classifier")(f2)),
+      "spatial": f1,
+      "temporal": f2,
     }
     return logits, features
 
@@ -178,6 +190,7 @@ class TwoStreamConvLSTM(nn.Module):
     freeze_backbones: run the backbones with running BN statistics and no
       gradient (paper B's second stage: only the ConvLSTM head trains).
   """
+
   num_classes: int
   backbone: str = "resnet101"
   fusion: str = "sum"
@@ -200,7 +213,7 @@ class TwoStreamConvLSTM(nn.Module):
       raise ValueError(f"fusion_layer must be one of {FUSION_LAYERS}, got {self.fusion_layer!r}")
     rgb, flow = _check_inputs(x, same_steps=True)
     n = rgb.shape[0]
-    kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
+    kw = {"dtype": self.dtype, "param_dtype": self.param_dtype}
 
     spatial = _backbone(self.backbone, self.num_classes, self.dtype, self.param_dtype, "spatial")
     temporal = _backbone(self.backbone, self.num_classes, self.dtype, self.param_dtype, "temporal")
@@ -208,27 +221,35 @@ class TwoStreamConvLSTM(nn.Module):
     logits_t, ft = _run_backbone(temporal, _merge_time(flow), train, self.freeze_backbones)
 
     fused = fusion_lib.Fusion(self.fusion, name="fusion", **kw)(
-        _split_time(fs[self.fusion_layer], n), _split_time(ft[self.fusion_layer], n))
+      _split_time(fs[self.fusion_layer], n), _split_time(ft[self.fusion_layer], n)
+    )
     last, _ = recurrent.ConvLSTMHead(
-        self.convlstm_features, self.convlstm_layers, self.convlstm_kernel,
-        self.untied_first_step, name="convlstm", **kw)(fused)
+      self.convlstm_features,
+      self.convlstm_layers,
+      self.convlstm_kernel,
+      self.untied_first_step,
+      name="convlstm",
+      **kw,
+    )(fused)
     pooled = jnp.mean(last, axis=(1, 2))
     pooled = nn.Dropout(self.dropout_rate, deterministic=not train)(pooled)
     logits = nn.Dense(self.num_classes, name="classifier", **kw)(pooled)
     features = {
-        "spatial_logits": _split_time(logits_s, n).mean(axis=1),
-        "temporal_logits": _split_time(logits_t, n).mean(axis=1),
-        "fused": fused,
+      "spatial_logits": _split_time(logits_s, n).mean(axis=1),
+      "temporal_logits": _split_time(logits_t, n).mean(axis=1),
+      "fused": fused,
     }
     return jnp.asarray(logits, jnp.float32), features
 
 
 TWO_STREAM_MODELS: dict[str, Callable[..., nn.Module]] = {
-    "two_stream_lstm": TwoStreamLSTM,
-    "two_stream_convlstm": TwoStreamConvLSTM,
-    # Tiny variants for tests and the CPU demo (milliseconds per step at 64 px).
-    "two_stream_lstm_tiny": functools.partial(
-        TwoStreamLSTM, backbone="cotnet_tiny", fc_features=32, lstm_features=32),
-    "two_stream_convlstm_tiny": functools.partial(
-        TwoStreamConvLSTM, backbone="resnet_tiny", convlstm_features=16),
+  "two_stream_lstm": TwoStreamLSTM,
+  "two_stream_convlstm": TwoStreamConvLSTM,
+  # Tiny variants for tests and the CPU demo (milliseconds per step at 64 px).
+  "two_stream_lstm_tiny": functools.partial(
+    TwoStreamLSTM, backbone="cotnet_tiny", fc_features=32, lstm_features=32
+  ),
+  "two_stream_convlstm_tiny": functools.partial(
+    TwoStreamConvLSTM, backbone="resnet_tiny", convlstm_features=16
+  ),
 }

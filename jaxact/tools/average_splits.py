@@ -12,7 +12,7 @@ JSON when ``--output`` is given.
 import json
 import os
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -24,8 +24,9 @@ def load_results(path: str) -> dict:
   """Read ``eval_results.json`` from a run directory or a file path."""
   file = os.path.join(path, "eval_results.json") if os.path.isdir(path) else path
   if not os.path.exists(file):
-    raise FileNotFoundError(f"{file} does not exist: evaluate that run first "
-                            "(python -m jaxact.main ... --mode eval)")
+    raise FileNotFoundError(
+      f"{file} does not exist: evaluate that run first (python -m jaxact.main ... --mode eval)"
+    )
   with open(file, encoding="utf-8") as f:
     return json.load(f)
 
@@ -39,8 +40,11 @@ def average(results: Sequence[dict]) -> dict:
   """
   if not results:
     raise ValueError("no results to average")
-  out = {"num_splits": len(results), "num_examples": [r.get("num_examples") for r in results],
-         "steps": [r.get("step") for r in results]}
+  out = {
+    "num_splits": len(results),
+    "num_examples": [r.get("num_examples") for r in results],
+    "steps": [r.get("step") for r in results],
+  }
   for stream in STREAMS:
     if all(stream in r for r in results):
       out[stream] = {}
@@ -58,7 +62,9 @@ def format_table(avg: dict) -> str:
       cells = []
       for m in METRICS:
         v = avg[stream][m]
-        cells.append(f"{100 * v['mean']:6.2f} (" + "/".join(f"{100 * x:.1f}" for x in v["splits"]) + ")")
+        cells.append(
+          f"{100 * v['mean']:6.2f} (" + "/".join(f"{100 * x:.1f}" for x in v["splits"]) + ")"
+        )
       lines.append(f"{stream:<10}" + "".join(f"{c:>22}" for c in cells))
   lines.append(f"examples per split: {avg['num_examples']}")
   return "\n".join(lines)
@@ -66,6 +72,7 @@ def format_table(avg: dict) -> str:
 
 def main(argv: Sequence[str]) -> int:
   import argparse
+
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   parser.add_argument("runs", nargs="+", help="run directories or eval_results.json files")
   parser.add_argument("--output", help="write the averages as JSON here")

@@ -38,25 +38,29 @@ import shutil
 import tempfile
 import time
 
-from absl import app
-from absl import flags
 import numpy as np
+from absl import app, flags
 from PIL import Image
 
 _VIDEOS = flags.DEFINE_integer("videos", 16, "videos in the benchmark set")
-_FRAMES = flags.DEFINE_integer("frames", 150, "frames per video (UCF101 "
-                               "averages ~186)")
+_FRAMES = flags.DEFINE_integer("frames", 150, "frames per video (UCF101 averages ~186)")
 _SIDE = flags.DEFINE_integer("side", 256, "frame side (stored short side)")
 _CLIPS = flags.DEFINE_integer("clips", 48, "clips timed per layout and paper")
-_COLD = flags.DEFINE_bool("cold", False, "drop the OS page cache before each "
-                          "timed round (needs root; the data then comes from "
-                          "disk, as for a dataset larger than RAM) and "
-                          "compare wall-clock clips/s")
-_REPEATS = flags.DEFINE_integer("repeats", 3, "timed rounds per layout "
-                                "(after one warm-up round); medians printed")
+_COLD = flags.DEFINE_bool(
+  "cold",
+  False,
+  "drop the OS page cache before each "
+  "timed round (needs root; the data then comes from "
+  "disk, as for a dataset larger than RAM) and "
+  "compare wall-clock clips/s",
+)
+_REPEATS = flags.DEFINE_integer(
+  "repeats", 3, "timed rounds per layout (after one warm-up round); medians printed"
+)
 _AUGMENT = flags.DEFINE_bool("augment", True, "also time read+decode+augment")
-_WORKDIR = flags.DEFINE_string("workdir", "", "keep the data here (default: "
-                               "a temporary folder, removed afterwards)")
+_WORKDIR = flags.DEFINE_string(
+  "workdir", "", "keep the data here (default: a temporary folder, removed afterwards)"
+)
 
 
 def smooth_flow(frames: np.ndarray) -> np.ndarray:
@@ -71,8 +75,7 @@ def smooth_flow(frames: np.ndarray) -> np.ndarray:
   for i in range(t - 1):
     for c in range(2):
       coarse = rng.normal(0, 3.0, (5, 5)).astype(np.float32)
-      field = np.asarray(Image.fromarray(coarse, mode="F").resize(
-          (w, h), Image.BICUBIC))
+      field = np.asarray(Image.fromarray(coarse, mode="F").resize((w, h), Image.BICUBIC))
       out[i, ..., c] = np.clip(np.rint(128 + field * 255 / 40), 0, 255)
   return out
 
@@ -80,12 +83,19 @@ def smooth_flow(frames: np.ndarray) -> np.ndarray:
 def build_both(workdir: str, videos: int, frames: int, side: int):
   """The TFDS dataset and the MMAction2-style folders, same JPEG bytes."""
   from jaxact.data import build, datasets  # pylint: disable=g-import-not-at-top
+
   data_dir = os.path.join(workdir, "tfds")
-  info = build.ensure_built("synthetic_motion", data_dir, flow_fn=smooth_flow,
-                            clips=videos, frames=frames, size=side,
-                            short_side=side, train_fraction=1.0)
-  source = datasets.data_source("synthetic_motion", "train", data_dir,
-                                info.config)
+  info = build.ensure_built(
+    "synthetic_motion",
+    data_dir,
+    flow_fn=smooth_flow,
+    clips=videos,
+    frames=frames,
+    size=side,
+    short_side=side,
+    train_fraction=1.0,
+  )
+  source = datasets.data_source("synthetic_motion", "train", data_dir, info.config)
   folders = os.path.join(workdir, "rawframes")
   for i in range(len(source)):
     ex = source[i]
@@ -112,15 +122,15 @@ def _allocated(path: str) -> int:
   return total
 
 
-def read_folder_clip(folder: str, num_frames: int, cfg, rng,
-                     augment: bool = True):
+def read_folder_clip(folder: str, num_frames: int, cfg, rng, augment: bool = True):
   """MMAction2-style: one file open + JPEG decode per distinct sampled image
   (repeated indices reuse the decoded image, as MMAction2's RawFrameDecode
   does)."""
   from jaxact.data import sampling, transforms  # pylint: disable=g-import-not-at-top
+
   rgb_idx, flow_idx = sampling.sample_clip(
-      num_frames, scheme=cfg.sampling, num_steps=cfg.num_steps,
-      flow_length=cfg.flow_length, rng=rng)
+    num_frames, scheme=cfg.sampling, num_steps=cfg.num_steps, flow_length=cfg.flow_length, rng=rng
+  )
   cache = {}
 
   def load(name):
@@ -144,10 +154,15 @@ def read_tfds_clip(source, index: int, cfg, rng, augment: bool = True):
   """jaxact (``source`` is what ``create_loader`` reads): one byte-range read
   and JPEG decode per sampled image."""
   from jaxact.data import pipeline, sampling, transforms  # pylint: disable=g-import-not-at-top
+
   example = source[index]
   rgb_idx, flow_idx = sampling.sample_clip(
-      int(example["num_frames"]), scheme=cfg.sampling,
-      num_steps=cfg.num_steps, flow_length=cfg.flow_length, rng=rng)
+    int(example["num_frames"]),
+    scheme=cfg.sampling,
+    num_steps=cfg.num_steps,
+    flow_length=cfg.flow_length,
+    rng=rng,
+  )
   rgb, flow = pipeline.decode_clip(example, rgb_idx, flow_idx)
   if not augment:
     return rgb, flow
@@ -156,6 +171,7 @@ def read_tfds_clip(source, index: int, cfg, rng, augment: bool = True):
 
 def paper_configs():
   from jaxact.data import config  # pylint: disable=g-import-not-at-top
+
   a = config.get_data_config()
   a.sampling, a.num_steps, a.flow_length, a.augment = "segments", 3, 10, "paper_a"
   b = config.get_data_config()
@@ -170,12 +186,12 @@ def drop_page_cache() -> None:
     with open("/proc/sys/vm/drop_caches", "w") as f:
       f.write("3\n")
   except OSError as e:
-    raise SystemExit(f"--cold needs root on Linux to drop the page cache: "
-                     f"{e}") from e
+    raise SystemExit(f"--cold needs root on Linux to drop the page cache: {e}") from e
 
 
-def time_layouts(sources: dict, folders: str, cfg, clips: int, augment: bool,
-                 cold: bool = False, repeats: int = 3) -> dict:
+def time_layouts(
+  sources: dict, folders: str, cfg, clips: int, augment: bool, cold: bool = False, repeats: int = 3
+) -> dict:
   """Clips/s of each jaxact source and of the folders, the same samples.
 
   The layouts are timed in turn, ``1 + repeats`` rounds; round 0 warms up
@@ -187,15 +203,15 @@ def time_layouts(sources: dict, folders: str, cfg, clips: int, augment: bool,
   """
   n = len(next(iter(sources.values())))
   names = sorted(os.listdir(folders))
-  counts = [len([f for f in os.listdir(os.path.join(folders, d))
-                 if f.startswith("img_")]) for d in names]
+  counts = [
+    len([f for f in os.listdir(os.path.join(folders, d)) if f.startswith("img_")]) for d in names
+  ]
   order = [i % n for i in range(clips)]
 
   def read(layout, k, i):
     rng = np.random.default_rng(k)
     if layout == "folders":
-      return read_folder_clip(os.path.join(folders, names[i]), counts[i], cfg,
-                              rng, augment)
+      return read_folder_clip(os.path.join(folders, names[i]), counts[i], cfg, rng, augment)
     return read_tfds_clip(sources[layout], i, cfg, rng, augment)
 
   layouts = list(sources) + ["folders"]
@@ -210,10 +226,12 @@ def time_layouts(sources: dict, folders: str, cfg, clips: int, augment: bool,
       # Per core: clips per second of this process's CPU time (user +
       # system), robust to other jobs sharing the cores; wall rate beside it.
       if round_:
-        rates[layout].append((clips / (time.process_time() - c0),
-                              clips / (time.perf_counter() - t0)))
-  return {layout: tuple(float(x) for x in np.median(np.asarray(r), axis=0))
-          for layout, r in rates.items()}
+        rates[layout].append(
+          (clips / (time.process_time() - c0), clips / (time.perf_counter() - t0))
+        )
+  return {
+    layout: tuple(float(x) for x in np.median(np.asarray(r), axis=0)) for layout, r in rates.items()
+  }
 
 
 def main(argv):
@@ -221,39 +239,52 @@ def main(argv):
   workdir = _WORKDIR.value or tempfile.mkdtemp(prefix="jaxact_bench_data_")
   try:
     t0 = time.perf_counter()
-    info, source, folders = build_both(workdir, _VIDEOS.value, _FRAMES.value,
-                                       _SIDE.value)
-    print(f"built {len(source)} videos × {_FRAMES.value} frames at "
-          f"{_SIDE.value}² in {time.perf_counter() - t0:.0f} s ({workdir})")
+    info, source, folders = build_both(workdir, _VIDEOS.value, _FRAMES.value, _SIDE.value)
+    print(
+      f"built {len(source)} videos × {_FRAMES.value} frames at "
+      f"{_SIDE.value}² in {time.perf_counter() - t0:.0f} s ({workdir})"
+    )
     from jaxact.data import record_index  # pylint: disable=g-import-not-at-top
+
     index_bytes = _allocated(os.path.join(info.path, record_index.INDEX_FOLDER))
     rec_bytes = index_bytes + sum(
-        os.path.getsize(os.path.join(info.path, f))
-        for f in os.listdir(info.path) if ".array_record-" in f)
+      os.path.getsize(os.path.join(info.path, f))
+      for f in os.listdir(info.path)
+      if ".array_record-" in f
+    )
     folder_bytes = _allocated(folders)
     n = len(source)
-    print(f"bytes per video: ArrayRecord + frame index {rec_bytes / n / 1e6:.2f}"
-          f" MB (index {index_bytes / n / 1e3:.1f} kB), "
-          f"folders {folder_bytes / n / 1e6:.2f} MB allocated "
-          f"({rec_bytes / folder_bytes:.2f}x), "
-          f"{3 * _FRAMES.value - 2} files per video in folders")
+    print(
+      f"bytes per video: ArrayRecord + frame index {rec_bytes / n / 1e6:.2f}"
+      f" MB (index {index_bytes / n / 1e3:.1f} kB), "
+      f"folders {folder_bytes / n / 1e6:.2f} MB allocated "
+      f"({rec_bytes / folder_bytes:.2f}x), "
+      f"{3 * _FRAMES.value - 2} files per video in folders"
+    )
     from jaxact.data import pipeline  # pylint: disable=g-import-not-at-top
+
     sources = {  # what create_loader reads, and the same without the index
-        "jaxact": pipeline.LazyRecords(source),
-        "whole records": pipeline.LazyRecords(source, use_index=False),
+      "jaxact": pipeline.LazyRecords(source),
+      "whole records": pipeline.LazyRecords(source, use_index=False),
     }
     for name, cfg in paper_configs().items():
       for augment in (False, True) if _AUGMENT.value else (False,):
-        res = time_layouts(sources, folders, cfg, _CLIPS.value, augment,
-                           cold=_COLD.value, repeats=_REPEATS.value)
+        res = time_layouts(
+          sources, folders, cfg, _CLIPS.value, augment, cold=_COLD.value, repeats=_REPEATS.value
+        )
         what = "read+decode+augment" if augment else "read+decode"
         k = 1 if _COLD.value else 0  # cold: waiting on the disk → wall clock
         unit = "wall clips/s" if _COLD.value else "clips per CPU-second"
         ref = res["folders"][k]
-        cols = ", ".join(f"{layout} {r[k]:.2f} ({r[k] / ref:.2f}x)"
-                         for layout, r in res.items() if layout != "folders")
-        print(f"{name}, {what}{', cold cache' if _COLD.value else ''}: "
-              f"{unit}: MMAction2 folders {ref:.2f}; {cols}")
+        cols = ", ".join(
+          f"{layout} {r[k]:.2f} ({r[k] / ref:.2f}x)"
+          for layout, r in res.items()
+          if layout != "folders"
+        )
+        print(
+          f"{name}, {what}{', cold cache' if _COLD.value else ''}: "
+          f"{unit}: MMAction2 folders {ref:.2f}; {cols}"
+        )
   finally:
     if not _WORKDIR.value:
       shutil.rmtree(workdir, ignore_errors=True)

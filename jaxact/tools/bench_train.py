@@ -55,12 +55,15 @@ def main() -> None:
   model = models.create(args.model, num_classes=10)
   rng = np.random.default_rng(0)
   b, t, s, l2 = args.batch, args.steps, args.size, 2 * args.flow_length
-  batch = {"rgb": rng.integers(0, 256, (b, t, s, s, 3), dtype=np.uint8),
-           "flow": rng.integers(0, 256, (b, t, s, s, l2), dtype=np.uint8),
-           "label": rng.integers(0, 10, b).astype(np.int32)}
+  batch = {
+    "rgb": rng.integers(0, 256, (b, t, s, s, 3), dtype=np.uint8),
+    "flow": rng.integers(0, 256, (b, t, s, s, l2), dtype=np.uint8),
+    "label": rng.integers(0, 10, b).astype(np.int32),
+  }
   spec = {k: jax.ShapeDtypeStruct(v.shape, v.dtype) for k, v in batch.items() if k != "label"}
-  names = list(jax.eval_shape(lambda k: state_lib.init_variables(model, spec, k),
-                              jax.random.key(0))["params"])
+  names = list(
+    jax.eval_shape(lambda k: state_lib.init_variables(model, spec, k), jax.random.key(0))["params"]
+  )
   tx, schedule = optim.create_optimizer(config.optimizer, 100, names)
   step_fn = step_lib.make_train_step(model, config, schedule, tx)
 
@@ -83,10 +86,14 @@ def main() -> None:
 
   t_sharded = _time(run_sharded, args.repeats)
   t_plain = _time(run_plain, args.repeats)
-  print(f"devices: {jax.device_count()} x {jax.devices()[0].device_kind}; model {args.model}, "
-        f"batch {b} x T={t} x {s}px, 2L={l2}")
-  print(f"train step: jaxact mesh+donation {t_sharded * 1e3:.1f} ms, plain jit (1 device) "
-        f"{t_plain * 1e3:.1f} ms, ratio plain/jaxact = {t_plain / t_sharded:.2f}")
+  print(
+    f"devices: {jax.device_count()} x {jax.devices()[0].device_kind}; model {args.model}, "
+    f"batch {b} x T={t} x {s}px, 2L={l2}"
+  )
+  print(
+    f"train step: jaxact mesh+donation {t_sharded * 1e3:.1f} ms, plain jit (1 device) "
+    f"{t_plain * 1e3:.1f} ms, ratio plain/jaxact = {t_plain / t_sharded:.2f}"
+  )
 
   def save_time(async_save: bool) -> float:
     with tempfile.TemporaryDirectory() as d:
@@ -103,8 +110,10 @@ def main() -> None:
 
   t_async, t_sync = save_time(True), save_time(False)
   n_bytes = sum(x.nbytes for x in jax.tree.leaves(holder["state"]))
-  print(f"checkpoint ({n_bytes / 2**20:.1f} MiB): loop blocked {t_async * 1e3:.0f} ms async vs "
-        f"{t_sync * 1e3:.0f} ms sync, ratio sync/async = {t_sync / t_async:.2f}")
+  print(
+    f"checkpoint ({n_bytes / 2**20:.1f} MiB): loop blocked {t_async * 1e3:.0f} ms async vs "
+    f"{t_sync * 1e3:.0f} ms sync, ratio sync/async = {t_sync / t_async:.2f}"
+  )
 
 
 if __name__ == "__main__":

@@ -16,7 +16,8 @@ import argparse
 import json
 import math
 import sys
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -52,20 +53,20 @@ def count_macs(jaxpr: Any) -> int:
   total = 0
   for eqn in jaxpr.eqns:
     name = eqn.primitive.name
-    if name == 'conv_general_dilated':
+    if name == "conv_general_dilated":
       out = eqn.outvars[0].aval.shape
       rhs = eqn.invars[1].aval.shape
-      rhs_spec = eqn.params['dimension_numbers'].rhs_spec
+      rhs_spec = eqn.params["dimension_numbers"].rhs_spec
       total += math.prod(out) * math.prod(rhs) // rhs[rhs_spec[0]]
-    elif name == 'dot_general':
-      (lhs_contract, _), _ = eqn.params['dimension_numbers']
+    elif name == "dot_general":
+      (lhs_contract, _), _ = eqn.params["dimension_numbers"]
       lhs = eqn.invars[0].aval.shape
       total += math.prod(eqn.outvars[0].aval.shape) * math.prod(lhs[d] for d in lhs_contract)
-    elif name == 'mul' and _AGGREGATION_SCOPE in str(eqn.source_info.name_stack):
+    elif name == "mul" and _AGGREGATION_SCOPE in str(eqn.source_info.name_stack):
       # CoT local aggregation: one multiply-add per output element and tap.
       total += math.prod(eqn.outvars[0].aval.shape)
     else:
-      repeat = eqn.params.get('length', 1) if name == 'scan' else 1
+      repeat = eqn.params.get("length", 1) if name == "scan" else 1
       for sub in _sub_jaxprs(eqn.params):
         total += repeat * count_macs(sub)
   return total
@@ -73,15 +74,19 @@ def count_macs(jaxpr: Any) -> int:
 
 def _example_input(name: str, input_channels: int | None, size: int) -> Any:
   from jaxact.models import resnet
+
   if name in resnet.BACKBONES:
     return jnp.zeros((1, size, size, input_channels or 3), jnp.float32)
   flow_channels = input_channels or 20
-  return {'rgb': jnp.zeros((1, 1, size, size, 3), jnp.float32),
-          'flow': jnp.zeros((1, 1, size, size, flow_channels), jnp.float32)}
+  return {
+    "rgb": jnp.zeros((1, 1, size, size, 3), jnp.float32),
+    "flow": jnp.zeros((1, 1, size, size, flow_channels), jnp.float32),
+  }
 
 
-def model_info(name: str, *, num_classes: int = 1000, input_channels: int | None = None,
-               image_size: int = 224) -> dict[str, Any]:
+def model_info(
+  name: str, *, num_classes: int = 1000, input_channels: int | None = None, image_size: int = 224
+) -> dict[str, Any]:
   """Parameter count and MACs of a registered model, without compiling it.
 
   Args:
@@ -96,42 +101,53 @@ def model_info(name: str, *, num_classes: int = 1000, input_channels: int | None
     (trainable), 'batch_stats' (non-trainable BN statistics), 'gmacs'}``.
   """
   from jaxact import models
+
   model = models.create(name, num_classes=num_classes)
   x = _example_input(name, input_channels, image_size)
-  rngs = {'params': jax.random.key(0), 'dropout': jax.random.key(1)}
+  rngs = {"params": jax.random.key(0), "dropout": jax.random.key(1)}
   variables = jax.eval_shape(lambda: model.init(rngs, x, train=False))
   count = lambda tree: sum(math.prod(v.shape) for v in jax.tree.leaves(tree))
   jaxpr = jax.make_jaxpr(lambda v, x: model.apply(v, x, train=False))(variables, x)
-  channels = x.shape[-1] if not isinstance(x, dict) else x['flow'].shape[-1]
+  channels = x.shape[-1] if not isinstance(x, dict) else x["flow"].shape[-1]
   return {
-      'model': name,
-      'num_classes': num_classes,
-      'input_channels': channels,
-      'image_size': image_size,
-      'params': count(variables.get('params', {})),
-      'batch_stats': count(variables.get('batch_stats', {})),
-      'gmacs': round(count_macs(jaxpr) / 1e9, 4),
+    "model": name,
+    "num_classes": num_classes,
+    "input_channels": channels,
+    "image_size": image_size,
+    "params": count(variables.get("params", {})),
+    "batch_stats": count(variables.get("batch_stats", {})),
+    "gmacs": round(count_macs(jaxpr) / 1e9, 4),
   }
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
   parser = argparse.ArgumentParser(
-      prog='python -m jaxact.tools.model_info',
-      description="Print a model's trainable parameters and GMACs per frame as JSON.")
-  parser.add_argument('--model', required=True, help='registered model name')
-  parser.add_argument('--num-classes', type=int, default=1000)
-  parser.add_argument('--input-channels', type=int, default=None,
-                      help='input channels (backbone default 3; flow stream default 20)')
-  parser.add_argument('--image-size', type=int, default=224)
+    prog="python -m jaxact.tools.model_info",
+    description="Print a model's trainable parameters and GMACs per frame as JSON.",
+  )
+  parser.add_argument("--model", required=True, help="registered model name")
+  parser.add_argument("--num-classes", type=int, default=1000)
+  parser.add_argument(
+    "--input-channels",
+    type=int,
+    default=None,
+    help="input channels (backbone default 3; flow stream default 20)",
+  )
+  parser.add_argument("--image-size", type=int, default=224)
   args = parser.parse_args(argv)
   from jaxact import models
+
   if args.model not in models.names():
     parser.error(f"unknown model {args.model!r}; known: {', '.join(models.names())}")
-  info = model_info(args.model, num_classes=args.num_classes,
-                    input_channels=args.input_channels, image_size=args.image_size)
+  info = model_info(
+    args.model,
+    num_classes=args.num_classes,
+    input_channels=args.input_channels,
+    image_size=args.image_size,
+  )
   print(json.dumps(info))
   return info
 
 
-if __name__ == '__main__':
+if __name__ == "__main__":
   main(sys.argv[1:])

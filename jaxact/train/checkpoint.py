@@ -14,7 +14,8 @@ checkpoint written by 4 devices load onto 1 (or 256).
 
 import dataclasses
 import logging
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import jax
 import orbax.checkpoint as ocp
@@ -37,13 +38,18 @@ class LoaderStateHandler(ocp.CheckpointHandler):
     directory.mkdir(parents=True, exist_ok=True)
     self._file(directory).write_bytes(args.state)
 
-  def restore(self, directory: epath.Path, args: "LoaderStateRestore | None" = None) -> bytes | None:
+  def restore(
+    self, directory: epath.Path, args: "LoaderStateRestore | None" = None
+  ) -> bytes | None:
     path = self._file(epath.Path(directory))
     if not path.exists():
       others = sorted(p.name for p in epath.Path(directory).glob("process_*"))
-      log.warning("No data-loader state for this process in %s (found %s): the run was "
-                  "saved with a different process count; the data order restarts.",
-                  directory, others)
+      log.warning(
+        "No data-loader state for this process in %s (found %s): the run was "
+        "saved with a different process count; the data order restarts.",
+        directory,
+        others,
+      )
       return None
     return path.read_bytes()
 
@@ -60,9 +66,15 @@ class LoaderStateRestore(ocp.args.CheckpointArgs):
   pass
 
 
-def create_manager(directory: str | epath.Path, *, max_to_keep: int = 3,
-                   best_metric: str | None = None, best_mode: str = "max",
-                   async_save: bool = True, read_only: bool = False) -> ocp.CheckpointManager:
+def create_manager(
+  directory: str | epath.Path,
+  *,
+  max_to_keep: int = 3,
+  best_metric: str | None = None,
+  best_mode: str = "max",
+  async_save: bool = True,
+  read_only: bool = False,
+) -> ocp.CheckpointManager:
   """Open (or create) the checkpoint directory.
 
   Args:
@@ -77,40 +89,64 @@ def create_manager(directory: str | epath.Path, *, max_to_keep: int = 3,
   best_fn = None
   if best_metric:
     sign = 1.0 if best_mode == "max" else -1.0
-    best_fn = lambda m: sign * float(m[best_metric])  # noqa: E731
+    best_fn = lambda m: sign * float(m[best_metric])
     keep.append(policies.BestN(get_metric_fn=best_fn, n=1, keep_checkpoints_without_metrics=False))
   # best_fn also makes Orbax store the metrics with each step (for 'best').
   options = ocp.CheckpointManagerOptions(
-      best_fn=best_fn, best_mode="max",
-      preservation_policy=policies.AnyPreservationPolicy(keep),
-      enable_async_checkpointing=async_save, read_only=read_only,
-      create=not read_only, cleanup_tmp_directories=not read_only)
-  handlers = {"model": ocp.StandardCheckpointHandler(), "opt": ocp.StandardCheckpointHandler(),
-              "data": LoaderStateHandler(), "config": ocp.JsonCheckpointHandler()}
-  return ocp.CheckpointManager(epath.Path(directory).absolute(), options=options,
-                               item_handlers=handlers)
+    best_fn=best_fn,
+    best_mode="max",
+    preservation_policy=policies.AnyPreservationPolicy(keep),
+    enable_async_checkpointing=async_save,
+    read_only=read_only,
+    create=not read_only,
+    cleanup_tmp_directories=not read_only,
+  )
+  handlers = {
+    "model": ocp.StandardCheckpointHandler(),
+    "opt": ocp.StandardCheckpointHandler(),
+    "data": LoaderStateHandler(),
+    "config": ocp.JsonCheckpointHandler(),
+  }
+  return ocp.CheckpointManager(
+    epath.Path(directory).absolute(), options=options, item_handlers=handlers
+  )
 
 
-def save(manager: ocp.CheckpointManager, state: TrainState, *, loader_state: bytes,
-         config_json: Mapping[str, Any], metrics: Mapping[str, float] | None = None,
-         force: bool = False) -> bool:
+def save(
+  manager: ocp.CheckpointManager,
+  state: TrainState,
+  *,
+  loader_state: bytes,
+  config_json: Mapping[str, Any],
+  metrics: Mapping[str, float] | None = None,
+  force: bool = False,
+) -> bool:
   """Start saving ``state`` at ``state.step`` (asynchronously if so configured)."""
   step = int(jax.device_get(state.step))
   args = ocp.args.Composite(
-      model=ocp.args.StandardSave({"params": state.params, "batch_stats": state.batch_stats}),
-      opt=ocp.args.StandardSave({"step": state.step, "opt_state": state.opt_state}),
-      data=LoaderStateSave(loader_state),
-      config=ocp.args.JsonSave(dict(config_json)))
+    model=ocp.args.StandardSave({"params": state.params, "batch_stats": state.batch_stats}),
+    opt=ocp.args.StandardSave({"step": state.step, "opt_state": state.opt_state}),
+    data=LoaderStateSave(loader_state),
+    config=ocp.args.JsonSave(dict(config_json)),
+  )
   return manager.save(step, args=args, metrics=dict(metrics) if metrics else None, force=force)
 
 
 def restore_state(manager: ocp.CheckpointManager, step: int, target: TrainState) -> TrainState:
   """Restore the full train state of ``step`` onto ``target``'s shardings."""
-  out = manager.restore(step, args=ocp.args.Composite(
+  out = manager.restore(
+    step,
+    args=ocp.args.Composite(
       model=ocp.args.StandardRestore({"params": target.params, "batch_stats": target.batch_stats}),
-      opt=ocp.args.StandardRestore({"step": target.step, "opt_state": target.opt_state})))
-  return TrainState(step=out.opt["step"], params=out.model["params"],
-                    batch_stats=out.model["batch_stats"], opt_state=out.opt["opt_state"])
+      opt=ocp.args.StandardRestore({"step": target.step, "opt_state": target.opt_state}),
+    ),
+  )
+  return TrainState(
+    step=out.opt["step"],
+    params=out.model["params"],
+    batch_stats=out.model["batch_stats"],
+    opt_state=out.opt["opt_state"],
+  )
 
 
 def restore_variables(manager: ocp.CheckpointManager, step: int, target: Mapping[str, Any]) -> dict:
@@ -136,8 +172,9 @@ def best_step(manager: ocp.CheckpointManager, metric: str, mode: str = "max") ->
   return (max if mode == "max" else min)(scored)[1]
 
 
-def resolve_step(manager: ocp.CheckpointManager, which: str | int, *, metric: str | None = None,
-                 mode: str = "max") -> int:
+def resolve_step(
+  manager: ocp.CheckpointManager, which: str | int, *, metric: str | None = None, mode: str = "max"
+) -> int:
   """Turn ``'latest'``, ``'best'`` or a step number into an existing step.
 
   Raises:
@@ -145,18 +182,24 @@ def resolve_step(manager: ocp.CheckpointManager, which: str | int, *, metric: st
   """
   steps = manager.all_steps()
   if not steps:
-    raise FileNotFoundError(f"No checkpoint in {manager.directory}: train first "
-                            "(--mode train) or point --workdir at a trained run.")
+    raise FileNotFoundError(
+      f"No checkpoint in {manager.directory}: train first "
+      "(--mode train) or point --workdir at a trained run."
+    )
   which = str(which)
   if which == "latest":
     return max(steps)
   if which == "best":
     step = best_step(manager, metric, mode) if metric else None
     if step is None:
-      raise FileNotFoundError(f"No checkpoint in {manager.directory} has the metric "
-                              f"{metric!r}; use eval.checkpoint='latest' or a step from {sorted(steps)}")
+      raise FileNotFoundError(
+        f"No checkpoint in {manager.directory} has the metric "
+        f"{metric!r}; use eval.checkpoint='latest' or a step from {sorted(steps)}"
+      )
     return step
   if which.isdigit() and int(which) in steps:
     return int(which)
-  raise FileNotFoundError(f"eval.checkpoint={which!r}: no such checkpoint in {manager.directory}; "
-                          f"available steps: {sorted(steps)} (or 'latest', 'best')")
+  raise FileNotFoundError(
+    f"eval.checkpoint={which!r}: no such checkpoint in {manager.directory}; "
+    f"available steps: {sorted(steps)} (or 'latest', 'best')"
+  )

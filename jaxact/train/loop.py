@@ -12,8 +12,8 @@ import math
 import os
 import signal
 import threading
-import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import numpy as np
@@ -21,10 +21,7 @@ import numpy as np
 from jaxact.train import checkpoint as ckpt
 from jaxact.train import inputs as inputs_lib
 from jaxact.train import mesh as mesh_lib
-from jaxact.train import optim
-from jaxact.train import perf
-from jaxact.train import pretrained
-from jaxact.train import reporting
+from jaxact.train import optim, perf, pretrained, reporting
 from jaxact.train import state as state_lib
 from jaxact.train import step as step_lib
 
@@ -51,7 +48,7 @@ class _StopFlag:
       signal.signal(signal.SIGTERM, self._previous)
       self._previous = None
 
-  def _handle(self, signum, frame):  # noqa: ARG002
+  def _handle(self, signum, frame):
     self.requested = True
 
   def agreed(self, step: int, every: int) -> bool:
@@ -60,6 +57,7 @@ class _StopFlag:
     if step % every:
       return False
     from jax.experimental import multihost_utils
+
     flags = multihost_utils.process_allgather(np.asarray(self.requested, np.int32))
     return bool(np.any(flags))
 
@@ -67,18 +65,24 @@ class _StopFlag:
 def input_spec(mesh: jax.sharding.Mesh, host_batch: dict) -> dict[str, jax.ShapeDtypeStruct]:
   """Global shapes of the model inputs (``rgb``, ``flow``) of a host batch."""
   del mesh
-  return {k: jax.ShapeDtypeStruct((v.shape[0] * jax.process_count(),) + v.shape[1:], v.dtype)
-          for k, v in host_batch.items() if k in ("rgb", "flow")}
+  return {
+    k: jax.ShapeDtypeStruct((v.shape[0] * jax.process_count(),) + v.shape[1:], v.dtype)
+    for k, v in host_batch.items()
+    if k in ("rgb", "flow")
+  }
 
 
 def _config_json(config: Any) -> dict:
   return json.loads(config.to_json_best_effort())
 
 
-def train_and_evaluate(config: Any, workdir: str, *,
-                       model_fn: Callable[[Any, int], Any] = inputs_lib.create_model,
-                       loader_fn: Callable[..., Any] = inputs_lib.create_loader,
-                       ) -> dict | None:
+def train_and_evaluate(
+  config: Any,
+  workdir: str,
+  *,
+  model_fn: Callable[[Any, int], Any] = inputs_lib.create_model,
+  loader_fn: Callable[..., Any] = inputs_lib.create_loader,
+) -> dict | None:
   """Train ``config`` in ``workdir`` (resuming if possible), then evaluate.
 
   Args:
@@ -104,11 +108,13 @@ def train_and_evaluate(config: Any, workdir: str, *,
   model = model_fn(config, loader.num_classes)
   total = int(config.num_train_steps)
 
-  manager = ckpt.create_manager(os.path.join(workdir, "checkpoints"),
-                                max_to_keep=config.checkpoint.max_to_keep,
-                                best_metric=config.checkpoint.best_metric or None,
-                                best_mode=config.checkpoint.best_mode,
-                                async_save=config.checkpoint.async_save)
+  manager = ckpt.create_manager(
+    os.path.join(workdir, "checkpoints"),
+    max_to_keep=config.checkpoint.max_to_keep,
+    best_metric=config.checkpoint.best_metric or None,
+    best_mode=config.checkpoint.best_mode,
+    async_save=config.checkpoint.async_save,
+  )
   start = manager.latest_step()
   if start is not None:
     data_state = ckpt.restore_loader_state(manager, start)
@@ -118,8 +124,9 @@ def train_and_evaluate(config: Any, workdir: str, *,
   batch = next(iterator)
   spec = input_spec(mesh, batch)
 
-  abstract_vars = jax.eval_shape(lambda key: state_lib.init_variables(model, spec, key),
-                                 jax.random.key(0))
+  abstract_vars = jax.eval_shape(
+    lambda key: state_lib.init_variables(model, spec, key), jax.random.key(0)
+  )
   tx, schedule = optim.create_optimizer(config.optimizer, total, list(abstract_vars["params"]))
   if start is not None:
     target = state_lib.abstract_state(model, tx, spec, mesh)
@@ -131,15 +138,24 @@ def train_and_evaluate(config: Any, workdir: str, *,
   else:
     start = 0
     state, shardings = state_lib.create_train_state(
-        model, tx, spec, mesh, jax.random.key(config.seed))
+      model, tx, spec, mesh, jax.random.key(config.seed)
+    )
     if config.init_from.path:
       state = pretrained.init_state_from(state, tx, config.init_from, mesh, model)
   n_params = state_lib.param_count(state.params)
-  log.info("Model %s: %s parameters on %d devices (%d processes)", type(model).__name__,
-           f"{n_params:,}", jax.device_count(), jax.process_count())
+  log.info(
+    "Model %s: %s parameters on %d devices (%d processes)",
+    type(model).__name__,
+    f"{n_params:,}",
+    jax.device_count(),
+    jax.process_count(),
+  )
 
-  jitted = jax.jit(step_lib.make_train_step(model, config, schedule, tx), donate_argnums=0,
-                   out_shardings=(shardings, mesh_lib.replicated(mesh)))
+  jitted = jax.jit(
+    step_lib.make_train_step(model, config, schedule, tx),
+    donate_argnums=0,
+    out_shardings=(shardings, mesh_lib.replicated(mesh)),
+  )
   # Compile once, ahead of time: the same executable gives the FLOPs for MFU.
   train_step = jitted.lower(state, mesh_lib.global_batch(mesh, batch)).compile()
   flops = perf.executable_flops(train_step)
@@ -149,6 +165,7 @@ def train_and_evaluate(config: Any, workdir: str, *,
   validator = None
   if config.eval.validate_at_checkpoints:
     from jaxact.eval import evaluate  # pylint: disable=import-outside-toplevel
+
     validator = evaluate.Validator(model, config, mesh, loader_fn(config, train=False))
 
   writer = reporting.MetricsWriter(workdir, enabled=is_main, tensorboard=config.tensorboard)
@@ -178,21 +195,28 @@ def train_and_evaluate(config: Any, workdir: str, *,
         progress.update(summary.pop("_steps"), loss=summary["loss"], lr=summary["lr"])
         writer.write(step, summary)
       if save_now or stop_now:
-        ckpt.save(manager, state, loader_state=loader.get_state(), config_json=config_json,
-                  metrics=_ckpt_metrics(summary, config))
+        ckpt.save(
+          manager,
+          state,
+          loader_state=loader.get_state(),
+          config_json=config_json,
+          metrics=_ckpt_metrics(summary, config),
+        )
         last_saved = step
       if stop_now and not is_last:
         preempted = True
-        log.warning("SIGTERM received: saved step %d, stopping. Run the same command to resume.",
-                    step)
+        log.warning(
+          "SIGTERM received: saved step %d, stopping. Run the same command to resume.", step
+        )
         break
       if not is_last:
         batch = next(iterator)
   except NonFiniteLossError as e:
     raise NonFiniteLossError(
-        f"{e} The last good checkpoint (step {manager.latest_step() or last_saved}) in "
-        f"{manager.directory} is kept; nothing later was saved. Lower the learning rate, "
-        "enable optimizer.grad_clip_norm or check the inputs, then rerun to resume.") from None
+      f"{e} The last good checkpoint (step {manager.latest_step() or last_saved}) in "
+      f"{manager.directory} is kept; nothing later was saved. Lower the learning rate, "
+      "enable optimizer.grad_clip_norm or check the inputs, then rerun to resume."
+    ) from None
   finally:
     stop.uninstall()
     progress.close()
@@ -203,12 +227,19 @@ def train_and_evaluate(config: Any, workdir: str, *,
     return None
   manager.close()
   from jaxact.eval import evaluate
-  return evaluate.evaluate_checkpoint(config, workdir, model_fn=model_fn, loader_fn=loader_fn,
-                                      mesh=mesh)
+
+  return evaluate.evaluate_checkpoint(
+    config, workdir, model_fn=model_fn, loader_fn=loader_fn, mesh=mesh
+  )
 
 
-def _summarise(pending: list[tuple[int, dict]], timer: reporting.StepTimer, config: Any,
-               flops: float | None, peak: float | None) -> dict:
+def _summarise(
+  pending: list[tuple[int, dict]],
+  timer: reporting.StepTimer,
+  config: Any,
+  flops: float | None,
+  peak: float | None,
+) -> dict:
   """Average the steps since the last log; raise on the first non-finite loss."""
   host = jax.device_get([m for _, m in pending])  # waits for the last step
   elapsed = timer.lap()

@@ -5,19 +5,22 @@ Every process holds a slice of the global batch (its Grain loader's output);
 the ``data`` axis of a mesh that spans all devices of all processes.
 """
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import jax
 import numpy as np
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 
 DATA_AXIS = "data"
 
 
 def create_mesh() -> Mesh:
   """A 1-D mesh ``('data',)`` over every device of every process."""
-  return jax.make_mesh((jax.device_count(),), (DATA_AXIS,),
-                       axis_types=(jax.sharding.AxisType.Auto,))
+  return jax.make_mesh(
+    (jax.device_count(),), (DATA_AXIS,), axis_types=(jax.sharding.AxisType.Auto,)
+  )
 
 
 def replicated(mesh: Mesh) -> NamedSharding:
@@ -74,9 +77,11 @@ def barrier(name: str, timeout_s: int = 1800) -> None:
   _barriers += 1
   name = f"{name}_{_barriers}"  # barrier ids must not repeat within a run
   from jax._src import distributed
+
   client = distributed.global_state.client
   if client is None:  # initialised by other means (e.g. a TPU runtime)
     from jax.experimental import multihost_utils
+
     multihost_utils.sync_global_devices(name)
     return
   client.wait_at_barrier(name, timeout_in_ms=timeout_s * 1000)

@@ -15,7 +15,8 @@ Config fields (all in ``config.optimizer``):
   updates are zero and their BatchNorm statistics are kept).
 """
 
-from typing import Any, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -70,8 +71,9 @@ def _scaled(schedule: optax.Schedule, factor: float) -> optax.Schedule:
   return lambda step: schedule(step) * factor
 
 
-def part_labels(params: Mapping[str, Any], frozen: Sequence[str],
-                multipliers: Mapping[str, float]) -> dict[str, Any]:
+def part_labels(
+  params: Mapping[str, Any], frozen: Sequence[str], multipliers: Mapping[str, float]
+) -> dict[str, Any]:
   """Label every top-level parameter subtree ``frozen``, ``x<name>`` or ``default``."""
   labels = {}
   for name, sub in params.items():
@@ -91,8 +93,9 @@ def _broadcast(tree: Any, label: str) -> Any:
   return label
 
 
-def create_optimizer(cfg: Any, num_train_steps: int,
-                     param_names: Sequence[str]) -> tuple[optax.GradientTransformation, optax.Schedule]:
+def create_optimizer(
+  cfg: Any, num_train_steps: int, param_names: Sequence[str]
+) -> tuple[optax.GradientTransformation, optax.Schedule]:
   """Build the optimizer for parameters whose top-level names are ``param_names``.
 
   Args:
@@ -113,8 +116,9 @@ def create_optimizer(cfg: Any, num_train_steps: int,
   unknown = sorted((set(frozen) | set(multipliers)) - set(param_names))
   if unknown:
     raise ValueError(
-        f"config.optimizer.frozen / lr_multipliers name {unknown}, which are not parameter "
-        f"groups of the model; its groups are {sorted(param_names)}")
+      f"config.optimizer.frozen / lr_multipliers name {unknown}, which are not parameter "
+      f"groups of the model; its groups are {sorted(param_names)}"
+    )
   transforms = {"default": _base_optimizer(cfg, schedule), "frozen": optax.set_to_zero()}
   for name, factor in multipliers.items():
     transforms[f"x{name}"] = _base_optimizer(cfg, _scaled(schedule, float(factor)))

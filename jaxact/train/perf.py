@@ -6,14 +6,14 @@ import jax
 
 # Dense bf16 peak FLOP/s per device (vendor data sheets, without sparsity).
 PEAK_FLOPS = {
-    "H100": 989e12,
-    "H200": 989e12,
-    "A100": 312e12,
-    "TPU v4": 275e12,
-    "TPU v5 lite": 197e12,
-    "TPU v5e": 197e12,
-    "TPU v5p": 459e12,
-    "TPU v5": 459e12,
+  "H100": 989e12,
+  "H200": 989e12,
+  "A100": 312e12,
+  "TPU v4": 275e12,
+  "TPU v5 lite": 197e12,
+  "TPU v5e": 197e12,
+  "TPU v5p": 459e12,
+  "TPU v5": 459e12,
 }
 
 
@@ -35,7 +35,7 @@ def executable_flops(compiled: Any) -> float | None:
   """
   try:
     cost = compiled.cost_analysis()
-  except Exception:  # noqa: BLE001 -- cost analysis is best effort on some backends
+  except Exception:
     return None
   if isinstance(cost, (list, tuple)):
     cost = cost[0] if cost else None

@@ -37,8 +37,10 @@ def _checkpoint_dir(path: str) -> epath.Path:
   for candidate in (p / "checkpoints", p):
     if candidate.is_dir() and any(c.name.isdigit() for c in candidate.iterdir()):
       return candidate
-  raise InitFromError(f"config.init_from.path={path!r} holds no Orbax checkpoint "
-                      "(expected a run's workdir or its checkpoints/ directory)")
+  raise InitFromError(
+    f"config.init_from.path={path!r} holds no Orbax checkpoint "
+    "(expected a run's workdir or its checkpoints/ directory)"
+  )
 
 
 def load_orbax_variables(path: str, step: str, mesh: jax.sharding.Mesh) -> dict:
@@ -48,7 +50,8 @@ def load_orbax_variables(path: str, step: str, mesh: jax.sharding.Mesh) -> dict:
     chosen = ckpt.resolve_step(manager, step)
     tree = manager.item_metadata(chosen)["model"].tree
     target = jax.tree.map(
-        lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=mesh_lib.replicated(mesh)), tree)
+      lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=mesh_lib.replicated(mesh)), tree
+    )
     log.info("init_from: %s step %d", manager.directory, chosen)
     return ckpt.restore_variables(manager, chosen, target)
   finally:
@@ -71,13 +74,20 @@ def merge_by_name(current: dict, loaded: dict) -> tuple[dict, list[str], list[st
       merged[key] = new.astype(value.dtype)
     else:
       merged[key] = value
-      fresh.append(key if new is None else f"{key} (shape {tuple(new.shape)} != {tuple(value.shape)})")
+      fresh.append(
+        key if new is None else f"{key} (shape {tuple(new.shape)} != {tuple(value.shape)})"
+      )
   ignored = sorted(set(flat_new) - set(flat_cur))
   return flax.traverse_util.unflatten_dict(merged, sep="/"), fresh, ignored
 
 
-def init_state_from(state: TrainState, tx: optax.GradientTransformation, cfg: Any,
-                    mesh: jax.sharding.Mesh, model: Any = None) -> TrainState:
+def init_state_from(
+  state: TrainState,
+  tx: optax.GradientTransformation,
+  cfg: Any,
+  mesh: jax.sharding.Mesh,
+  model: Any = None,
+) -> TrainState:
   """Return ``state`` with parameters from ``cfg.path`` and a fresh optimizer.
 
   Args:
@@ -100,20 +110,31 @@ def init_state_from(state: TrainState, tx: optax.GradientTransformation, cfg: An
     variables, fresh, ignored = merge_by_name(current, loaded)
     n_total = len(jax.tree.leaves(current))
     if len(fresh) == n_total:
-      raise InitFromError(f"config.init_from.path={cfg.path!r}: no parameter matches the model "
-                          "by name and shape (is it a checkpoint of another architecture?)")
+      raise InitFromError(
+        f"config.init_from.path={cfg.path!r}: no parameter matches the model "
+        "by name and shape (is it a checkpoint of another architecture?)"
+      )
     if fresh:
-      log.warning("init_from: %d of %d entries keep their fresh initialisation: %s",
-                  len(fresh), n_total, ", ".join(fresh[:20]) + (" ..." if len(fresh) > 20 else ""))
+      log.warning(
+        "init_from: %d of %d entries keep their fresh initialisation: %s",
+        len(fresh),
+        n_total,
+        ", ".join(fresh[:20]) + (" ..." if len(fresh) > 20 else ""),
+      )
     if ignored:
-      log.warning("init_from: %d checkpoint entries unused: %s", len(ignored),
-                  ", ".join(ignored[:20]) + (" ..." if len(ignored) > 20 else ""))
+      log.warning(
+        "init_from: %d checkpoint entries unused: %s",
+        len(ignored),
+        ", ".join(ignored[:20]) + (" ..." if len(ignored) > 20 else ""),
+      )
   elif kind == "torch":
     from jaxact.models import convert
+
     variables = jax.device_get(current)
     for stream in cfg.streams:
-      variables = convert.from_torch(path, model, layout=cfg.layout, variables=variables,
-                                     stream=stream)
+      variables = convert.from_torch(
+        path, model, layout=cfg.layout, variables=variables, stream=stream
+      )
   else:
     raise InitFromError(f"config.init_from.kind={cfg.kind!r}; choose 'auto', 'orbax' or 'torch'")
   replicated = mesh_lib.replicated(mesh)

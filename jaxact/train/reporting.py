@@ -8,7 +8,8 @@ import math
 import os
 import sys
 import time
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -30,9 +31,11 @@ class MetricsWriter:
     if not enabled:
       return
     os.makedirs(workdir, exist_ok=True)
-    self._file = open(os.path.join(workdir, "metrics.jsonl"), "a", encoding="utf-8")
+    # Kept open for the writer's life; closed by close().
+    self._file = open(os.path.join(workdir, "metrics.jsonl"), "a", encoding="utf-8")  # noqa: SIM115
     if tensorboard:
       from tensorboardX import SummaryWriter
+
       self._tb = SummaryWriter(os.path.join(workdir, "tensorboard"))
 
   def write(self, step: int, scalars: Mapping[str, float], prefix: str = "train") -> None:
@@ -80,8 +83,16 @@ class Progress:
     self._bar = None
     if enabled:
       from tqdm import tqdm
-      self._bar = tqdm(total=total, initial=initial, desc=desc, unit="step", dynamic_ncols=True,
-                       file=sys.stderr, mininterval=1.0 if sys.stderr.isatty() else 30.0)
+
+      self._bar = tqdm(
+        total=total,
+        initial=initial,
+        desc=desc,
+        unit="step",
+        dynamic_ncols=True,
+        file=sys.stderr,
+        mininterval=1.0 if sys.stderr.isatty() else 30.0,
+      )
 
   def update(self, n: int = 1, **postfix: Any) -> None:
     if self._bar is not None:

@@ -1,6 +1,7 @@
 """The train state, created already sharded on the mesh."""
 
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import flax
 import flax.linen as nn
@@ -22,6 +23,7 @@ class TrainState:
     batch_stats: the model's ``batch_stats`` collection (``{}`` if none).
     opt_state: the optax state.
   """
+
   step: jax.Array
   params: Any
   batch_stats: Any
@@ -33,20 +35,25 @@ def dummy_inputs(input_spec: Mapping[str, jax.ShapeDtypeStruct]) -> dict[str, ja
   return {k: jnp.zeros((1,) + tuple(v.shape[1:]), jnp.float32) for k, v in input_spec.items()}
 
 
-def init_variables(model: nn.Module, input_spec: Mapping[str, jax.ShapeDtypeStruct],
-                   rng: jax.Array) -> dict[str, Any]:
+def init_variables(
+  model: nn.Module, input_spec: Mapping[str, jax.ShapeDtypeStruct], rng: jax.Array
+) -> dict[str, Any]:
   """``model.init`` on dummy inputs; returns ``{'params', 'batch_stats'}``."""
   params_rng, dropout_rng = jax.random.split(rng)
-  variables = model.init({"params": params_rng, "dropout": dropout_rng},
-                         dummy_inputs(input_spec), train=False)
+  variables = model.init(
+    {"params": params_rng, "dropout": dropout_rng}, dummy_inputs(input_spec), train=False
+  )
   return {"params": variables["params"], "batch_stats": variables.get("batch_stats", {})}
 
 
-def create_train_state(model: nn.Module, tx: optax.GradientTransformation,
-                       input_spec: Mapping[str, jax.ShapeDtypeStruct], mesh: Mesh,
-                       rng: jax.Array,
-                       variables_fn: Callable[[dict], dict] | None = None,
-                       ) -> tuple[TrainState, Any]:
+def create_train_state(
+  model: nn.Module,
+  tx: optax.GradientTransformation,
+  input_spec: Mapping[str, jax.ShapeDtypeStruct],
+  mesh: Mesh,
+  rng: jax.Array,
+  variables_fn: Callable[[dict], dict] | None = None,
+) -> tuple[TrainState, Any]:
   """Initialise the state directly with its final (replicated) sharding.
 
   Args:
@@ -62,13 +69,18 @@ def create_train_state(model: nn.Module, tx: optax.GradientTransformation,
   Returns:
     ``(state, shardings)`` where ``shardings`` mirrors ``state``.
   """
+
   def init_fn(key):
     variables = init_variables(model, input_spec, key)
     if variables_fn is not None:
       variables = variables_fn(variables)
     params = variables["params"]
-    return TrainState(step=jnp.zeros((), jnp.int32), params=params,
-                      batch_stats=variables["batch_stats"], opt_state=tx.init(params))
+    return TrainState(
+      step=jnp.zeros((), jnp.int32),
+      params=params,
+      batch_stats=variables["batch_stats"],
+      opt_state=tx.init(params),
+    )
 
   abstract = jax.eval_shape(init_fn, rng)
   shardings = mesh_lib.tree_shardings(mesh, abstract)
@@ -76,22 +88,32 @@ def create_train_state(model: nn.Module, tx: optax.GradientTransformation,
   return state, shardings
 
 
-def abstract_state(model: nn.Module, tx: optax.GradientTransformation,
-                   input_spec: Mapping[str, jax.ShapeDtypeStruct], mesh: Mesh) -> TrainState:
+def abstract_state(
+  model: nn.Module,
+  tx: optax.GradientTransformation,
+  input_spec: Mapping[str, jax.ShapeDtypeStruct],
+  mesh: Mesh,
+) -> TrainState:
   """Shapes, dtypes and shardings of the state, without allocating it (restore target)."""
+
   def init_fn(key):
     variables = init_variables(model, input_spec, key)
-    return TrainState(step=jnp.zeros((), jnp.int32), params=variables["params"],
-                      batch_stats=variables["batch_stats"],
-                      opt_state=tx.init(variables["params"]))
+    return TrainState(
+      step=jnp.zeros((), jnp.int32),
+      params=variables["params"],
+      batch_stats=variables["batch_stats"],
+      opt_state=tx.init(variables["params"]),
+    )
+
   abstract = jax.eval_shape(init_fn, jax.random.key(0))
   return with_shardings(abstract, mesh_lib.tree_shardings(mesh, abstract))
 
 
 def with_shardings(abstract: Any, shardings: Any) -> Any:
   """Attach ``shardings`` to a tree of ``ShapeDtypeStruct``s."""
-  return jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
-                      abstract, shardings)
+  return jax.tree.map(
+    lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract, shardings
+  )
 
 
 def param_count(params: Any) -> int:

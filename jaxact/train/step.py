@@ -6,7 +6,8 @@ gradient accumulation over micro-batches, and returns scalar metrics (loss,
 top-1 per stream, gradient and parameter norms, learning rate).
 """
 
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -46,8 +47,9 @@ def _top1(logits: jax.Array, labels: jax.Array) -> jax.Array:
   return jnp.mean(jnp.argmax(logits, -1) == labels)
 
 
-def make_train_step(model: nn.Module, config: Any, schedule: optax.Schedule,
-                    tx: optax.GradientTransformation) -> Callable[[TrainState, dict], tuple[TrainState, dict]]:
+def make_train_step(
+  model: nn.Module, config: Any, schedule: optax.Schedule, tx: optax.GradientTransformation
+) -> Callable[[TrainState, dict], tuple[TrainState, dict]]:
   """Build the (un-jitted) train step for ``config``.
 
   Args:
@@ -72,16 +74,21 @@ def make_train_step(model: nn.Module, config: Any, schedule: optax.Schedule,
   def loss_fn(params, batch_stats, batch, rng):
     inputs = normalize_inputs(batch, dtype)
     (logits, features), updates = model.apply(
-        {"params": params, "batch_stats": batch_stats}, inputs, train=True,
-        rngs={"dropout": rng}, mutable=["batch_stats"])
+      {"params": params, "batch_stats": batch_stats},
+      inputs,
+      train=True,
+      rngs={"dropout": rng},
+      mutable=["batch_stats"],
+    )
     streams = stream_logits(logits, features)
     labels = batch["label"]
     loss = 0.0
     for name, w in weights.items():
       if w:
         if name not in streams:
-          raise ValueError(f"config.loss.{name}_weight={w} but the model returns no "
-                           f"'{name}_logits' feature")
+          raise ValueError(
+            f"config.loss.{name}_weight={w} but the model returns no '{name}_logits' feature"
+          )
         loss = loss + w * cross_entropy(streams[name], labels, smoothing)
     metrics = {f"top1_{k}": _top1(v, labels) for k, v in streams.items()}
     metrics["loss"] = loss
@@ -98,6 +105,7 @@ def make_train_step(model: nn.Module, config: Any, schedule: optax.Schedule,
       # only its own examples, so no data moves between devices.
       def split(x):
         return x.reshape((x.shape[0] // accum, accum) + x.shape[1:]).swapaxes(0, 1)
+
       micro = jax.tree.map(split, batch)
 
       def body(carry, xs):
@@ -108,11 +116,14 @@ def make_train_step(model: nn.Module, config: Any, schedule: optax.Schedule,
 
       zeros = jax.tree.map(jnp.zeros_like, state.params)
       (grads, batch_stats), ms = jax.lax.scan(
-          body, (zeros, state.batch_stats), (micro, jnp.arange(accum)))
+        body, (zeros, state.batch_stats), (micro, jnp.arange(accum))
+      )
       grads = jax.tree.map(lambda g: g / accum, grads)
       metrics = jax.tree.map(jnp.mean, ms)
     if frozen and isinstance(batch_stats, Mapping):
-      batch_stats = {k: (state.batch_stats[k] if k in frozen else v) for k, v in batch_stats.items()}
+      batch_stats = {
+        k: (state.batch_stats[k] if k in frozen else v) for k, v in batch_stats.items()
+      }
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     metrics = dict(metrics)
@@ -120,8 +131,9 @@ def make_train_step(model: nn.Module, config: Any, schedule: optax.Schedule,
     metrics["param_norm"] = optim.global_norm(params)
     metrics["lr"] = jnp.asarray(schedule(state.step), jnp.float32)
     metrics = {k: jnp.asarray(v, jnp.float32) for k, v in metrics.items()}
-    new_state = state.replace(step=state.step + 1, params=params, batch_stats=batch_stats,
-                              opt_state=opt_state)
+    new_state = state.replace(
+      step=state.step + 1, params=params, batch_stats=batch_stats, opt_state=opt_state
+    )
     return new_state, metrics
 
   return step
@@ -140,8 +152,13 @@ def make_eval_step(model: nn.Module, config: Any) -> Callable[[dict, dict], dict
   dtype = COMPUTE_DTYPES[config.compute_dtype]
 
   def scores(variables, batch):
-    b, v = batch["label"].shape[0], batch["rgb"].shape[1] if "rgb" in batch else batch["flow"].shape[1]
-    views = {k: batch[k].reshape((b * v,) + batch[k].shape[2:]) for k in ("rgb", "flow") if k in batch}
+    b, v = (
+      batch["label"].shape[0],
+      batch["rgb"].shape[1] if "rgb" in batch else batch["flow"].shape[1],
+    )
+    views = {
+      k: batch[k].reshape((b * v,) + batch[k].shape[2:]) for k in ("rgb", "flow") if k in batch
+    }
     logits, features = model.apply(variables, normalize_inputs(views, dtype), train=False)
     streams = stream_logits(logits, features)
     streams["head"] = streams.pop("fused")

@@ -26,12 +26,12 @@ def fake_flow(frames: np.ndarray) -> np.ndarray:
 def flat_frames(value: int, num_frames: int, h: int = 24, w: int = 32):
   """Frames whose grey level is ``value + 4 i`` (clipped)."""
   levels = np.clip(value + 4 * np.arange(num_frames), 0, 255).astype(np.uint8)
-  return np.broadcast_to(levels[:, None, None, None],
-                         (num_frames, h, w, 3)).copy()
+  return np.broadcast_to(levels[:, None, None, None], (num_frames, h, w, 3)).copy()
 
 
 def write_clip(path, value: int, num_frames: int = 5):
   from jaxact.data import video
+
   os.makedirs(os.path.dirname(path), exist_ok=True)
   video.write_video(path, flat_frames(value, num_frames))
 
@@ -39,8 +39,7 @@ def write_clip(path, value: int, num_frames: int = 5):
 def write_frame_folder(path, value: int, num_frames: int = 5):
   os.makedirs(path, exist_ok=True)
   for i, f in enumerate(flat_frames(value, num_frames)):
-    Image.fromarray(f).save(os.path.join(path, f"img_{i + 1:05d}.jpg"),
-                            quality=95)
+    Image.fromarray(f).save(os.path.join(path, f"img_{i + 1:05d}.jpg"), quality=95)
 
 
 def write_crlf(path, lines):
@@ -64,16 +63,16 @@ def ucf_download(tmp_path_factory):
   """
   root = tmp_path_factory.mktemp("ucf")
   classes = ["ApplyEyeMakeup", "HandstandPushups", "YoYo"]
-  write_crlf(root / "ucfTrainTestlist/classInd.txt",
-             [f"{i + 1} {c}" for i, c in enumerate(classes)])
+  write_crlf(
+    root / "ucfTrainTestlist/classInd.txt", [f"{i + 1} {c}" for i, c in enumerate(classes)]
+  )
   lists = {f"trainlist0{n}.txt": [] for n in (1, 2, 3)}
   lists.update({f"testlist0{n}.txt": [] for n in (1, 2, 3)})
   for ci, c in enumerate(classes):
     listed = "HandStandPushups" if c == "HandstandPushups" else c
     for g in (1, 2, 3):
       fname = f"v_{listed}_g{g:02d}_c01.avi"
-      write_clip(str(root / "UCF-101" / c / fname), 20 + 60 * ci + 10 * g,
-                 num_frames=4)
+      write_clip(str(root / "UCF-101" / c / fname), 20 + 60 * ci + 10 * g, num_frames=4)
       rel = f"{listed}/{fname}"
       for n in (1, 2, 3):
         if g == n:
@@ -98,10 +97,8 @@ def hmdb_download(tmp_path_factory):
         usage = [1, 1, 2, 0][(v + n - 1) % 4]
         lines.append(f"{name} {usage} ")
         if n == 1:
-          write_clip(str(root / "hmdb51_org" / c / name), 30 + 80 * ci + 15 * v,
-                     num_frames=4)
-      write_crlf(root / "testTrainMulti_7030_splits" /
-                 f"{c}_test_split{n}.txt", lines)
+          write_clip(str(root / "hmdb51_org" / c / name), 30 + 80 * ci + 15 * v, num_frames=4)
+      write_crlf(root / "testTrainMulti_7030_splits" / f"{c}_test_split{n}.txt", lines)
   return root
 
 
@@ -109,13 +106,16 @@ def hmdb_download(tmp_path_factory):
 def kinetics_download(tmp_path_factory):
   """CVDF layout: 2 classes; train has one missing and one corrupt video."""
   root = tmp_path_factory.mktemp("k400") / "k400"
-  rows = {"train": [("abseiling", "aaaaaaaaaaa", 0, 10),
-                    ("abseiling", "bbbbbbbbbbb", 5, 15),
-                    ("air drumming", "ccccccccccc", 1, 11),
-                    ("air drumming", "missing0001", 2, 12),
-                    ("air drumming", "corrupt0001", 3, 13)],
-          "val": [("abseiling", "ddddddddddd", 0, 10),
-                  ("air drumming", "eeeeeeeeeee", 7, 17)]}
+  rows = {
+    "train": [
+      ("abseiling", "aaaaaaaaaaa", 0, 10),
+      ("abseiling", "bbbbbbbbbbb", 5, 15),
+      ("air drumming", "ccccccccccc", 1, 11),
+      ("air drumming", "missing0001", 2, 12),
+      ("air drumming", "corrupt0001", 3, 13),
+    ],
+    "val": [("abseiling", "ddddddddddd", 0, 10), ("air drumming", "eeeeeeeeeee", 7, 17)],
+  }
   os.makedirs(root / "annotations")
   for split, rs in rows.items():
     with open(root / "annotations" / f"{split}.csv", "w") as f:
@@ -144,6 +144,5 @@ def folder_download(tmp_path_factory):
   root = tmp_path_factory.mktemp("folder")
   for k in range(12):
     cls = ["alpha", "beta", "gamma"][k % 3]
-    write_frame_folder(str(root / cls / f"vid{k:02d}"), 10 + 20 * k,
-                       num_frames=6)
+    write_frame_folder(str(root / cls / f"vid{k:02d}"), 10 + 20 * k, num_frames=6)
   return root

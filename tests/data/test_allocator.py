@@ -8,9 +8,10 @@ import pytest
 from jaxact.data import allocator
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux")
-                    or platform.libc_ver()[0] != "glibc",
-                    reason="the thresholds are glibc settings")
+@pytest.mark.skipif(
+  not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc",
+  reason="the thresholds are glibc settings",
+)
 def test_glibc_accepts_the_thresholds():
   assert allocator.keep_large_buffers_on_heap() is True
   assert allocator.keep_large_buffers_on_heap() is True  # cached, idempotent

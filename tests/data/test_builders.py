@@ -1,6 +1,7 @@
 """TFDS builders from tiny official-layout fixtures: labels, splits, counts."""
 
 import io
+import itertools
 import os
 
 import numpy as np
@@ -34,8 +35,9 @@ def test_ucf101_parsing_is_exact(ucf_download):
 
 def test_ucf101_build(ucf_download, tmp_path, fake_flow):
   for split_no in (1, 2):
-    info = build.ensure_built("ucf101", tmp_path, ucf_download,
-                              config=f"split{split_no}", flow_fn=fake_flow)
+    info = build.ensure_built(
+      "ucf101", tmp_path, ucf_download, config=f"split{split_no}", flow_fn=fake_flow
+    )
     assert info.class_names == ("ApplyEyeMakeup", "HandstandPushups", "YoYo")
     assert info.split_sizes == {"train": 6, "test": 3}
     assert info.skipped == ()
@@ -52,36 +54,39 @@ def test_ucf101_build(ucf_download, tmp_path, fake_flow):
     # Flow i is stored at position i (x = 100 + i, y = 50 + i).
     assert abs(int(_decode(rec["flow_x"][2]).mean()) - 102) <= 1
     assert abs(int(_decode(rec["flow_y"][1]).mean()) - 51) <= 1
-  train1 = {r["video_id"].decode() for r in
-            _records("ucf101", "train", tmp_path, "split1")}
+  train1 = {r["video_id"].decode() for r in _records("ucf101", "train", tmp_path, "split1")}
   assert all("_g01_" not in v for v in train1)
 
 
 def test_hmdb51_build(hmdb_download, tmp_path, fake_flow):
-  info = build.ensure_built("hmdb51", tmp_path, hmdb_download, config="split1",
-                            flow_fn=fake_flow, short_side=24)
+  info = build.ensure_built(
+    "hmdb51", tmp_path, hmdb_download, config="split1", flow_fn=fake_flow, short_side=24
+  )
   assert info.class_names == ("brush_hair", "cartwheel")
   # Per class: usage 1,1,2,0 → 2 train, 1 test, 1 unused.
   assert info.split_sizes == {"train": 4, "test": 2}
   test = _records("hmdb51", "test", tmp_path, info.config)
   assert sorted(r["video_id"].decode() for r in test) == [
-      "brush_hair/brush_hair_video_2.avi", "cartwheel/cartwheel_video_2.avi"]
+    "brush_hair/brush_hair_video_2.avi",
+    "cartwheel/cartwheel_video_2.avi",
+  ]
   assert [r["label"] for r in sorted(test, key=lambda r: r["video_id"])] == [0, 1]
   assert _decode(test[0]["frames"][0]).shape == (24, 32, 3)
-  lines = hmdb51.parse_split_file(str(
-      hmdb_download / "testTrainMulti_7030_splits" / "cartwheel_test_split2.txt"))
+  lines = hmdb51.parse_split_file(
+    str(hmdb_download / "testTrainMulti_7030_splits" / "cartwheel_test_split2.txt")
+  )
   assert [u for _, u in lines] == ["train", "test", None, "train"]
 
 
 def test_kinetics_skips_missing_and_corrupt(kinetics_download, tmp_path, capsys, fake_flow):
-  info = build.ensure_built("kinetics400", tmp_path, kinetics_download,
-                            flow_fn=fake_flow, short_side=24)
+  info = build.ensure_built(
+    "kinetics400", tmp_path, kinetics_download, flow_fn=fake_flow, short_side=24
+  )
   out = capsys.readouterr().out
   assert info.class_names == ("abseiling", "air drumming")
   assert info.split_sizes == {"train": 3, "validation": 2}
   reasons = {s["path"].split("/")[-1]: s["reason"] for s in info.skipped}
-  assert set(reasons) == {"missing0001_000002_000012.mp4",
-                          "corrupt0001_000003_000013.mp4"}
+  assert set(reasons) == {"missing0001_000002_000012.mp4", "corrupt0001_000003_000013.mp4"}
   assert reasons["missing0001_000002_000012.mp4"] == "missing"
   assert all(s["split"] == "train" for s in info.skipped)
   assert "skipped: 2 video(s)" in out and "missing0001" in out
@@ -94,34 +99,38 @@ def test_kinetics_skips_missing_and_corrupt(kinetics_download, tmp_path, capsys,
 
 
 def test_video_folder_without_and_with_lists(folder_download, tmp_path, fake_flow):
-  info = build.ensure_built("video_folder", tmp_path, folder_download,
-                            flow_fn=fake_flow, short_side=24)
+  info = build.ensure_built(
+    "video_folder", tmp_path, folder_download, flow_fn=fake_flow, short_side=24
+  )
   assert info.class_names == ("alpha", "beta", "gamma")
   assert info.split_sizes == {"train": 12}
-  rec = {r["video_id"].decode(): r for r in
-         _records("video_folder", "train", tmp_path, info.config)}
+  rec = {
+    r["video_id"].decode(): r for r in _records("video_folder", "train", tmp_path, info.config)
+  }
   assert rec["beta/vid04"]["label"] == 1
   assert rec["beta/vid04"]["num_frames"] == 6
   assert abs(int(_decode(rec["beta/vid04"]["frames"][1]).mean()) - 94) <= 2
 
   lists = tmp_path / "with_lists"
   import shutil
+
   shutil.copytree(folder_download, lists)
   (lists / "train.txt").write_text("alpha/vid00\nbeta/vid01\nmissing/x\n")
   with pytest.raises(ValueError, match="not under a class folder"):
-    build.ensure_built("video_folder", tmp_path / "d2", lists,
-                       flow_fn=fake_flow, short_side=24)
+    build.ensure_built("video_folder", tmp_path / "d2", lists, flow_fn=fake_flow, short_side=24)
   (lists / "train.txt").write_text("alpha/vid00 0\nbeta/vid01\ngamma/nothere\n")
   (lists / "test.txt").write_text("gamma/vid02\n")
-  info = build.ensure_built("video_folder", tmp_path / "d3", lists,
-                            flow_fn=fake_flow, short_side=24)
+  info = build.ensure_built(
+    "video_folder", tmp_path / "d3", lists, flow_fn=fake_flow, short_side=24
+  )
   assert info.split_sizes == {"train": 2, "test": 1}
   assert [s["reason"] for s in info.skipped] == ["missing"]
 
 
 def test_synthetic_motion_labels_and_metadata(tmp_path, fake_flow):
-  info = build.ensure_built("synthetic_motion", tmp_path, flow_fn=fake_flow,
-                            clips=18, size=32, frames=5, short_side=32)
+  info = build.ensure_built(
+    "synthetic_motion", tmp_path, flow_fn=fake_flow, clips=18, size=32, frames=5, short_side=32
+  )
   assert info.num_classes == 9
   assert info.split_sizes == {"train": 14, "test": 4}
   train = _records("synthetic_motion", "train", tmp_path, info.config)
@@ -129,6 +138,7 @@ def test_synthetic_motion_labels_and_metadata(tmp_path, fake_flow):
   assert _decode(train[0]["frames"][0]).shape == (32, 32, 3)
   # Shards are stored uncompressed (JPEG payload: zstd costs read CPU, saves ~3%).
   from array_record.python import array_record_module as ar
+
   shards = list((tmp_path / "jaxact_synthetic_motion").glob("*/*/*.array_record-*"))
   assert len(shards) == 2
   for shard in shards:
@@ -137,7 +147,9 @@ def test_synthetic_motion_labels_and_metadata(tmp_path, fake_flow):
 
 def test_rewrite_uncompressed_keeps_every_record(tmp_path):
   from array_record.python import array_record_module as ar
+
   from jaxact.data.datasets import base
+
   path = str(tmp_path / "x-train.array_record-00000-of-00001")
   records = [bytes([i]) * (1000 * i + 1) for i in range(5)]
   writer = ar.ArrayRecordWriter(path, "group_size:1")
@@ -153,20 +165,19 @@ def test_rewrite_uncompressed_keeps_every_record(tmp_path):
 
 
 def test_not_built_error_names_the_command(tmp_path):
-  with pytest.raises(datasets.DatasetNotBuiltError,
-                     match="python -m jaxact.data.build ucf101 --manual_dir"):
+  with pytest.raises(
+    datasets.DatasetNotBuiltError, match="python -m jaxact.data.build ucf101 --manual_dir"
+  ):
     datasets.load_info("ucf101", tmp_path)
   with pytest.raises(KeyError, match="unknown dataset"):
     datasets.load_info("ucf102", tmp_path)
 
 
 def test_cli_reports_errors_in_one_line(tmp_path, capsys):
-  rc = build.main(["hmdb51", "--manual_dir", str(tmp_path / "nope"),
-                   "--data_dir", str(tmp_path)])
+  rc = build.main(["hmdb51", "--manual_dir", str(tmp_path / "nope"), "--data_dir", str(tmp_path)])
   err = capsys.readouterr().err
   assert rc == 1 and err.startswith("error:") and "manual_dir" in err
-  rc = build.main(["synthetic_motion", "--set", "colour=3",
-                   "--data_dir", str(tmp_path)])
+  rc = build.main(["synthetic_motion", "--set", "colour=3", "--data_dir", str(tmp_path)])
   assert rc == 1 and "unknown build option" in capsys.readouterr().err
 
 
@@ -175,20 +186,32 @@ def test_tfds_build_command_with_default_jax_tvl1(tmp_path):
   with the default flow: jaxact's TV-L1."""
   import subprocess
   import sys
+
   from jaxact.data import video
+
   yy, xx = np.mgrid[0:24, 0:32]
   base_img = (127 + 60 * np.sin(xx / 3.0) * np.cos(yy / 4.0)).astype(np.uint8)
   for cls in ("left", "right"):
     step = -1 if cls == "left" else 1
     frames = np.stack([np.roll(base_img, step * i, axis=1) for i in range(4)])
-    video.write_video(_mkdir(tmp_path / "videos" / cls) / "a.mp4",
-                      np.repeat(frames[..., None], 3, -1))
-  cmd = [sys.executable, "-m", "jaxact.data.tfds_cli", "build",
-         "jaxact_video_folder", "--imports", "jaxact.data.datasets.registered",
-         "--manual_dir", str(tmp_path / "videos"),
-         "--data_dir", str(tmp_path / "data"),  # ArrayRecord by default
-         "--config", '{"name": "tiny", "short_side": 24, "flow_preset": '
-         '"fast", "flow_batch": 4}']
+    video.write_video(
+      _mkdir(tmp_path / "videos" / cls) / "a.mp4", np.repeat(frames[..., None], 3, -1)
+    )
+  cmd = [
+    sys.executable,
+    "-m",
+    "jaxact.data.tfds_cli",
+    "build",
+    "jaxact_video_folder",
+    "--imports",
+    "jaxact.data.datasets.registered",
+    "--manual_dir",
+    str(tmp_path / "videos"),
+    "--data_dir",
+    str(tmp_path / "data"),  # ArrayRecord by default
+    "--config",
+    '{"name": "tiny", "short_side": 24, "flow_preset": "fast", "flow_batch": 4}',
+  ]
   subprocess.run(cmd, check=True, capture_output=True, timeout=600)
   info = datasets.load_info("video_folder", tmp_path / "data", "tiny")
   assert info.class_names == ("left", "right") and info.split_sizes == {"train": 2}
@@ -205,41 +228,53 @@ def _mkdir(path):
 
 def test_kinetics_with_beam_direct_runner(kinetics_download, tmp_path, fake_flow):
   beam = pytest.importorskip(
-      "apache_beam", reason="apache-beam not installed (pip install "
-      "'jaxact[beam]'): the Beam build path of Kinetics-400 is not tested")
+    "apache_beam",
+    reason="apache-beam not installed (pip install "
+    "'jaxact[beam]'): the Beam build path of Kinetics-400 is not tested",
+  )
   import tensorflow_datasets as tfds
-  builder = build.make_builder("kinetics400", tmp_path, kinetics_download,
-                               flow_fn=fake_flow, short_side=24)
-  builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
-      manual_dir=str(kinetics_download),
-      beam_runner=beam.runners.DirectRunner()))
+
+  builder = build.make_builder(
+    "kinetics400", tmp_path, kinetics_download, flow_fn=fake_flow, short_side=24
+  )
+  builder.download_and_prepare(
+    download_config=tfds.download.DownloadConfig(
+      manual_dir=str(kinetics_download), beam_runner=beam.runners.DirectRunner()
+    )
+  )
   assert builder._use_beam  # pylint: disable=protected-access  (Beam path taken)
   info = datasets.load_info("kinetics400", tmp_path, builder.builder_config.name)
   assert info.split_sizes == {"train": 3, "validation": 2}
-  reasons = sorted((s["path"].split("/")[-1], s["reason"] == "missing")
-                   for s in info.skipped)
-  assert reasons == [("corrupt0001_000003_000013.mp4", False),
-                     ("missing0001_000002_000012.mp4", True)]
+  reasons = sorted((s["path"].split("/")[-1], s["reason"] == "missing") for s in info.skipped)
+  assert reasons == [
+    ("corrupt0001_000003_000013.mp4", False),
+    ("missing0001_000002_000012.mp4", True),
+  ]
   train = _records("kinetics400", "train", tmp_path, info.config)
   assert sorted(r["label"] for r in train) == [0, 0, 1]
   # Beam-written shards get the frame index too; reads through it agree.
   from jaxact.data import pipeline
+
   src = datasets.data_source("kinetics400", "train", tmp_path, info.config)
   lazy = pipeline.LazyRecords(src)
   assert lazy._indexed is not None  # pylint: disable=protected-access
   for i, ref in enumerate(train):
     assert list(lazy[i]["flow_x"]) == list(ref["flow_x"])
   assert not (tmp_path / ".jaxact_skip_reports").exists() or not any(
-      (tmp_path / ".jaxact_skip_reports").iterdir())
+    (tmp_path / ".jaxact_skip_reports").iterdir()
+  )
 
 
 def _motion_vs_appearance(data_dir, config, size):
   """Nearest-centroid test accuracy from (motion features, appearance
   features) of a built synthetic_motion dataset."""
   yy, xx = np.mgrid[0:size, 0:size] - (size - 1) / 2
-  basis = np.stack([np.stack(b, -1).ravel() for b in (
-      (np.ones_like(xx), 0 * xx), (0 * xx, np.ones_like(xx)),
-      (-yy, xx), (xx, yy))])
+  basis = np.stack(
+    [
+      np.stack(b, -1).ravel()
+      for b in ((np.ones_like(xx), 0 * xx), (0 * xx, np.ones_like(xx)), (-yy, xx), (xx, yy))
+    ]
+  )
 
   def features(r):
     fx = np.stack([_decode(b) for b in r["flow_x"]]).astype(float) - 128
@@ -247,11 +282,13 @@ def _motion_vs_appearance(data_dir, config, size):
     motion = basis @ np.stack([fx.mean(0), fy.mean(0)], -1).ravel()
     frame = _decode(r["frames"][0]).reshape(-1, 3).astype(float)
     return motion / np.linalg.norm(basis, axis=1) ** 2, np.concatenate(
-        [frame.mean(0), frame.std(0)])
+      [frame.mean(0), frame.std(0)]
+    )
 
   def accuracy(split_feats, which):
     (xtr, ytr), (xte, yte) = [
-        (np.stack([f[which] for f in fs]), np.array(ls)) for fs, ls in split_feats]
+      (np.stack([f[which] for f in fs]), np.array(ls)) for fs, ls in split_feats
+    ]
     mu, sd = xtr.mean(0), xtr.std(0) + 1e-9
     xtr, xte = (xtr - mu) / sd, (xte - mu) / sd
     cent = np.stack([xtr[ytr == k].mean(0) for k in range(9)])
@@ -273,12 +310,15 @@ def test_synthetic_motion_needs_motion_not_appearance(tmp_path):
 
   def farneback(frames):
     gray = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames]
-    flows = [cv2.calcOpticalFlowFarneback(a, b, None, 0.5, 2, 9, 3, 5, 1.1, 0)
-             for a, b in zip(gray[:-1], gray[1:])]
+    flows = [
+      cv2.calcOpticalFlowFarneback(a, b, None, 0.5, 2, 9, 3, 5, 1.1, 0)
+      for a, b in itertools.pairwise(gray)
+    ]
     return np.clip(np.rint(np.stack(flows) * 255 / 40 + 127.5), 0, 255).astype(np.uint8)
 
-  info = build.ensure_built("synthetic_motion", tmp_path, flow_fn=farneback,
-                            clips=270, size=32, frames=4, short_side=32)
+  info = build.ensure_built(
+    "synthetic_motion", tmp_path, flow_fn=farneback, clips=270, size=32, frames=4, short_side=32
+  )
   motion, appearance = _motion_vs_appearance(tmp_path, info.config, 32)
   assert motion > 0.8  # motion: nearly solved
   assert appearance < 0.3  # appearance: chance is 1/9
@@ -288,6 +328,7 @@ def test_synthetic_motion_needs_motion_not_appearance(tmp_path):
 def test_synthetic_motion_default_build(tmp_path):
   """The demo's dataset as shipped: default config, jaxact TV-L1 ('fast')."""
   import time
+
   t0 = time.time()
   info = build.ensure_built("synthetic_motion", tmp_path)
   print(f"default synthetic_motion build: {time.time() - t0:.0f} s")
@@ -296,14 +337,15 @@ def test_synthetic_motion_default_build(tmp_path):
   assert motion > 0.8 and appearance < 0.3, (motion, appearance)
 
 
-def test_builders_default_to_array_record_and_tfrecord_is_refused(tmp_path,
-                                                                  fake_flow):
+def test_builders_default_to_array_record_and_tfrecord_is_refused(tmp_path, fake_flow):
   import json
+
   from jaxact.data.datasets.synthetic_motion import JaxactSyntheticMotion
-  assert JaxactSyntheticMotion(data_dir=tmp_path).info.file_format.value == (
-      "array_record")
-  info = build.ensure_built("synthetic_motion", tmp_path, flow_fn=fake_flow,
-                            clips=9, size=16, frames=3, short_side=16)
+
+  assert JaxactSyntheticMotion(data_dir=tmp_path).info.file_format.value == ("array_record")
+  info = build.ensure_built(
+    "synthetic_motion", tmp_path, flow_fn=fake_flow, clips=9, size=16, frames=3, short_side=16
+  )
   # What a tfrecord build (it needs TensorFlow to write) records.
   path = os.path.join(info.path, "dataset_info.json")
   with open(path) as f:

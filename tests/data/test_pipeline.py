@@ -20,8 +20,9 @@ from jaxact.data import build, config, datasets, pipeline
 @pytest.fixture(scope="module")
 def data_cfg(folder_download, tmp_path_factory, fake_flow):
   data_dir = tmp_path_factory.mktemp("tfds")
-  info = build.ensure_built("video_folder", data_dir, folder_download,
-                            flow_fn=fake_flow, short_side=24)
+  info = build.ensure_built(
+    "video_folder", data_dir, folder_download, flow_fn=fake_flow, short_side=24
+  )
   c = config.get_data_config()
   c.name, c.builder_config, c.data_dir = "video_folder", info.config, str(data_dir)
   c.train_split = c.eval_split = "train"
@@ -47,8 +48,7 @@ def _same(a, b):
 
 
 def test_train_batch_format_and_metadata(data_cfg):
-  loader = pipeline.create_loader(data_cfg, split="train", train=True,
-                                  global_batch_size=4, seed=0)
+  loader = pipeline.create_loader(data_cfg, split="train", train=True, global_batch_size=4, seed=0)
   b = next(iter(loader))
   assert set(b) == {"rgb", "flow", "label"}
   assert b["rgb"].shape == (4, 2, 24, 24, 3) and b["rgb"].dtype == np.uint8
@@ -62,21 +62,21 @@ def test_train_batch_format_and_metadata(data_cfg):
   assert loader.num_examples == 12 and loader.num_classes == 3
   assert loader.class_names == ("alpha", "beta", "gamma")
   with pytest.raises(ValueError, match="divisible"):
-    pipeline.create_loader(data_cfg, split="train", train=True,
-                           global_batch_size=5, seed=0, process_count=2)
+    pipeline.create_loader(
+      data_cfg, split="train", train=True, global_batch_size=5, seed=0, process_count=2
+    )
   bad = data_cfg.copy_and_resolve_references()
   bad.eval_crops = 5
   with pytest.raises(ValueError, match="eval_crops must be 1, 3 or 10"):
-    pipeline.create_loader(bad, split="train", train=False,
-                           global_batch_size=4, seed=0)
+    pipeline.create_loader(bad, split="train", train=False, global_batch_size=4, seed=0)
   with pytest.raises(KeyError, match="no split 'test'; it has train"):
-    pipeline.create_loader(data_cfg, split="test", train=False,
-                           global_batch_size=4, seed=0)
+    pipeline.create_loader(data_cfg, split="test", train=False, global_batch_size=4, seed=0)
 
 
 def test_same_seed_same_batches_and_epochs_reshuffle(data_cfg):
   make = lambda seed: pipeline.create_loader(
-      data_cfg, split="train", train=True, global_batch_size=4, seed=seed)
+    data_cfg, split="train", train=True, global_batch_size=4, seed=seed
+  )
   a, b, c = _take(make(7), 6), _take(make(7), 6), _take(make(8), 6)
   assert _same(a, b) and not _same(a, c)
   ids = [_video_ids(x["rgb"]) for x in a]
@@ -88,9 +88,15 @@ def test_same_seed_same_batches_and_epochs_reshuffle(data_cfg):
 def test_two_process_shards_partition_the_data(data_cfg):
   seen = []
   for p in range(2):
-    loader = pipeline.create_loader(data_cfg, split="train", train=True,
-                                    global_batch_size=4, seed=3,
-                                    process_index=p, process_count=2)
+    loader = pipeline.create_loader(
+      data_cfg,
+      split="train",
+      train=True,
+      global_batch_size=4,
+      seed=3,
+      process_index=p,
+      process_count=2,
+    )
     seen.append(np.concatenate([_video_ids(x["rgb"]) for x in _take(loader, 3)]))
   assert len(seen[0]) == len(seen[1]) == 6
   assert set(seen[0]).isdisjoint(seen[1])
@@ -101,8 +107,14 @@ def test_global_batches_do_not_depend_on_the_process_count(data_cfg):
   """Process p's batch is slice p of the 1-process global batch, pixels and
   augmentation included: 2 processes × 2 devices train like 1 × 4."""
   make = lambda p, count: pipeline.create_loader(
-      data_cfg, split="train", train=True, global_batch_size=4, seed=5,
-      process_index=p, process_count=count)
+    data_cfg,
+    split="train",
+    train=True,
+    global_batch_size=4,
+    seed=5,
+    process_index=p,
+    process_count=count,
+  )
   whole = _take(make(0, 1), 4)
   parts = [_take(make(p, 2), 4) for p in range(2)]
   for step, batch in enumerate(whole):
@@ -115,17 +127,20 @@ def test_global_batches_do_not_depend_on_the_process_count(data_cfg):
 def test_eval_counts_every_example_once(data_cfg, process_count, global_batch):
   cfg = data_cfg.copy_and_resolve_references()
   cfg.eval_clips, cfg.eval_crops = 2, 3
-  src = datasets.data_source("video_folder", "train", cfg.data_dir,
-                             cfg.builder_config)
+  src = datasets.data_source("video_folder", "train", cfg.data_dir, cfg.builder_config)
   # TFDS stores examples in a key-hash order: index → video k.
-  video_of = np.array([int(src[i]["video_id"].decode()[-2:])
-                       for i in range(len(src))])
+  video_of = np.array([int(src[i]["video_id"].decode()[-2:]) for i in range(len(src))])
   indices, lengths = [], []
   for p in range(process_count):
-    loader = pipeline.create_loader(cfg, split="train", train=False,
-                                    global_batch_size=global_batch, seed=0,
-                                    process_index=p,
-                                    process_count=process_count)
+    loader = pipeline.create_loader(
+      cfg,
+      split="train",
+      train=False,
+      global_batch_size=global_batch,
+      seed=0,
+      process_index=p,
+      process_count=process_count,
+    )
     batches = list(loader)
     lengths.append(len(batches))
     assert len(batches) == len(loader)
@@ -135,10 +150,8 @@ def test_eval_counts_every_example_once(data_cfg, process_count, global_batch):
       assert b["flow"].shape == (per, 6, 2, 24, 24, 4)
       assert (b["index"][~b["mask"]] == -1).all()
       real = b["mask"]
-      np.testing.assert_array_equal(
-          _video_ids(b["rgb"][real, 0]), video_of[b["index"][real]])
-      np.testing.assert_array_equal(b["label"][real],
-                                    video_of[b["index"][real]] % 3)
+      np.testing.assert_array_equal(_video_ids(b["rgb"][real, 0]), video_of[b["index"][real]])
+      np.testing.assert_array_equal(b["label"][real], video_of[b["index"][real]] % 3)
       indices.extend(b["index"][real].tolist())
   assert len(set(lengths)) == 1  # all processes step together
   assert sorted(indices) == list(range(12))
@@ -171,16 +184,15 @@ if __name__ == "__main__":
 
 
 @pytest.mark.parametrize("workers", [0, 2])
-def test_resume_in_new_process_gives_identical_batches(data_cfg, tmp_path,
-                                                       workers):
+def test_resume_in_new_process_gives_identical_batches(data_cfg, tmp_path, workers):
   cfg = data_cfg.copy_and_resolve_references()
   cfg.augment = "paper_a"  # random augmentation must resume exactly too
   cfg.image_size = 20
-  reference = _take(pipeline.create_loader(
-      cfg, split="train", train=True, global_batch_size=4, seed=5), 5)
+  reference = _take(
+    pipeline.create_loader(cfg, split="train", train=True, global_batch_size=4, seed=5), 5
+  )
   cfg.num_workers = workers
-  loader = pipeline.create_loader(cfg, split="train", train=True,
-                                  global_batch_size=4, seed=5)
+  loader = pipeline.create_loader(cfg, split="train", train=True, global_batch_size=4, seed=5)
   first = _take(loader, 2)  # mid-epoch (3 batches per epoch)
   state = loader.get_state()
   expected = _take(loader, 3)
@@ -190,11 +202,15 @@ def test_resume_in_new_process_gives_identical_batches(data_cfg, tmp_path,
   (tmp_path / "state").write_bytes(state)
   script = tmp_path / "resume.py"
   script.write_text(textwrap.dedent(_RESUME))
-  args = {"cfg": cfg.to_dict(), "state": str(tmp_path / "state"),
-          "out": str(tmp_path / "out.npz")}
+  args = {"cfg": cfg.to_dict(), "state": str(tmp_path / "state"), "out": str(tmp_path / "out.npz")}
   env = dict(os.environ, JAX_PLATFORMS="cpu")
-  subprocess.run([sys.executable, str(script), json.dumps(args)], check=True,
-                 cwd=os.getcwd(), env=env, timeout=300)
+  subprocess.run(
+    [sys.executable, str(script), json.dumps(args)],
+    check=True,
+    cwd=os.getcwd(),
+    env=env,
+    timeout=300,
+  )
   got = np.load(tmp_path / "out.npz")
   for i, b in enumerate(expected):
     for k, v in b.items():
@@ -205,17 +221,18 @@ def test_read_threads_do_not_change_the_batches(data_cfg):
   cfg = data_cfg.copy_and_resolve_references()
   cfg.augment = "paper_b"
   cfg.crop_base, cfg.image_size = 20, 16
-  ref = _take(pipeline.create_loader(cfg, split="train", train=True,
-                                     global_batch_size=4, seed=2), 4)
+  ref = _take(
+    pipeline.create_loader(cfg, split="train", train=True, global_batch_size=4, seed=2), 4
+  )
   cfg.read_threads = 1
-  got = _take(pipeline.create_loader(cfg, split="train", train=True,
-                                     global_batch_size=4, seed=2), 4)
+  got = _take(
+    pipeline.create_loader(cfg, split="train", train=True, global_batch_size=4, seed=2), 4
+  )
   assert _same(ref, got)
 
 
 def test_lazy_records_match_tfds_decoding(data_cfg):
-  src = datasets.data_source("video_folder", "train", data_cfg.data_dir,
-                             data_cfg.builder_config)
+  src = datasets.data_source("video_folder", "train", data_cfg.data_dir, data_cfg.builder_config)
   lazy = pipeline.LazyRecords(src)
   assert len(lazy) == len(src) == 12
   for i in (0, 7, 11):

@@ -24,9 +24,17 @@ def noisy_flow(frames: np.ndarray) -> np.ndarray:
 
 
 def _build(data_dir, seed=0):
-  info = build.ensure_built("synthetic_motion", data_dir, flow_fn=noisy_flow,
-                            clips=6, frames=7, size=48, short_side=48,
-                            train_fraction=1.0, seed=seed)
+  info = build.ensure_built(
+    "synthetic_motion",
+    data_dir,
+    flow_fn=noisy_flow,
+    clips=6,
+    frames=7,
+    size=48,
+    short_side=48,
+    train_fraction=1.0,
+    seed=seed,
+  )
   return info, tfds.builder_from_directory(info.path)
 
 
@@ -53,8 +61,7 @@ def _same_as_tfds(records, reference, positions):
 def test_build_writes_an_index_and_reads_match_tfds(built):
   info, builder = built
   shard = _shard(info)
-  assert os.path.isfile(os.path.join(record_index.index_dir(shard),
-                                     "header.json"))
+  assert os.path.isfile(os.path.join(record_index.index_dir(shard), "header.json"))
   src = builder.as_data_source("train")
   lazy = pipeline.LazyRecords(src)
   assert isinstance(lazy._indexed, record_index.IndexedSource)  # pylint: disable=protected-access
@@ -65,10 +72,10 @@ def test_build_writes_an_index_and_reads_match_tfds(built):
   recs = np.load(os.path.join(folder, "records.npy"))
   imgs = np.load(os.path.join(folder, "images.npy")).astype(np.int64)
   row_start = np.repeat(recs["start"], recs["end"] - recs["frames"])
-  first = (row_start + imgs[:, 0]) // (record_index.BLOCK_SIZE
-                                       - record_index.BLOCK_HEADER_SIZE)
+  first = (row_start + imgs[:, 0]) // (record_index.BLOCK_SIZE - record_index.BLOCK_HEADER_SIZE)
   last = (row_start + imgs[:, 0] + imgs[:, 1] - 1) // (
-      record_index.BLOCK_SIZE - record_index.BLOCK_HEADER_SIZE)
+    record_index.BLOCK_SIZE - record_index.BLOCK_HEADER_SIZE
+  )
   assert (last > first).sum() >= 3
 
 
@@ -96,7 +103,7 @@ def test_image_spans_match_protobuf():
   rec = ex.SerializeToString()
   spans = record_index.image_spans(rec)
   for k in KEYS:
-    assert [rec[o:o + n] for o, n in spans[k]] == values[k]
+    assert [rec[o : o + n] for o, n in spans[k]] == values[k]
 
 
 def _reads_whole_records_with_warning(src, caplog, message):
@@ -127,12 +134,10 @@ def test_missing_index_warns_and_reads_whole_records(built, tmp_path, caplog):
   info, _ = built
   copy = tmp_path / "copy"
   shutil.copytree(info.path, copy)
-  shutil.rmtree(record_index.index_dir(str(copy / os.path.basename(
-      _shard(info)))))
+  shutil.rmtree(record_index.index_dir(str(copy / os.path.basename(_shard(info)))))
   builder = tfds.builder_from_directory(str(copy))
   src = builder.as_data_source("train")
-  _reads_whole_records_with_warning(src, caplog,
-                                    "python -m jaxact.data.record_index")
+  _reads_whole_records_with_warning(src, caplog, "python -m jaxact.data.record_index")
 
 
 def test_wrong_offsets_raise_a_clear_error(built, tmp_path):
@@ -183,8 +188,11 @@ def test_parallel_indexing_equals_serial(built, tmp_path):
   assert record_index.index_dataset(folder, workers=2) == 4
   serial = np.load(os.path.join(record_index.index_dir(shard), "images.npy"))
   for k in range(4):
-    got = np.load(os.path.join(record_index.index_dir(
-        str(folder / f"x-train.array_record-0000{k}-of-00004")), "images.npy"))
+    got = np.load(
+      os.path.join(
+        record_index.index_dir(str(folder / f"x-train.array_record-0000{k}-of-00004")), "images.npy"
+      )
+    )
     np.testing.assert_array_equal(got, serial)
 
 
@@ -192,30 +200,30 @@ def test_loader_batches_equal_with_and_without_the_index(built, tmp_path):
   """create_loader end to end: the index changes how bytes are read, never
   which (train with augmentation, and multi-view evaluation)."""
   from jaxact.data import config
+
   info, _ = built
   from jaxact.data import datasets
+
   indexed = os.path.dirname(os.path.dirname(os.path.dirname(info.path)))
   plain = tmp_path / "tfds"
   shutil.copytree(indexed, plain)
   (index,) = plain.glob("*/*/*/" + record_index.INDEX_FOLDER)
   shutil.rmtree(index)
   for data_dir, uses_index in ((indexed, True), (plain, False)):
-    lazy = pipeline.LazyRecords(datasets.data_source(
-        "synthetic_motion", "train", data_dir, info.config))
+    lazy = pipeline.LazyRecords(
+      datasets.data_source("synthetic_motion", "train", data_dir, info.config)
+    )
     assert (lazy._indexed is not None) == uses_index  # pylint: disable=protected-access
   batches = {}
   for name, data_dir in (("indexed", indexed), ("plain", plain)):
     c = config.get_data_config()
-    c.name, c.builder_config, c.data_dir = ("synthetic_motion", info.config,
-                                            str(data_dir))
+    c.name, c.builder_config, c.data_dir = ("synthetic_motion", info.config, str(data_dir))
     c.train_split = c.eval_split = "train"
     c.num_steps, c.flow_length, c.image_size, c.resize_short = 2, 3, 32, 40
     c.crop_base, c.eval_clips, c.eval_crops = 40, 2, 3
     c.num_workers = 0  # worker processes: covered in test_pipeline.py
-    train = pipeline.create_loader(c, split="train", train=True,
-                                   global_batch_size=2, seed=3)
-    evaluation = pipeline.create_loader(c, split="train", train=False,
-                                        global_batch_size=4)
+    train = pipeline.create_loader(c, split="train", train=True, global_batch_size=2, seed=3)
+    evaluation = pipeline.create_loader(c, split="train", train=False, global_batch_size=4)
     batches[name] = [next(train) for _ in range(3)] + list(evaluation)
   assert len(batches["indexed"]) == len(batches["plain"]) == 5
   for a, b in zip(batches["indexed"], batches["plain"]):
@@ -224,9 +232,9 @@ def test_loader_batches_equal_with_and_without_the_index(built, tmp_path):
       np.testing.assert_array_equal(a[k], b[k])
 
 
-def test_open_shards_are_bounded_and_evicted_ones_still_read(
-    built, tmp_path, monkeypatch):
+def test_open_shards_are_bounded_and_evicted_ones_still_read(built, tmp_path, monkeypatch):
   import gc
+
   info, _ = built
   shard = _shard(info)
   paths = []
@@ -239,8 +247,7 @@ def test_open_shards_are_bounded_and_evicted_ones_still_read(
   lists = [record_index.ShardIndex(p).example(1)["frames"] for p in paths]
 
   def open_shard_fds():
-    targets = [os.path.realpath(f"/proc/self/fd/{fd}")
-               for fd in os.listdir("/proc/self/fd")]
+    targets = [os.path.realpath(f"/proc/self/fd/{fd}") for fd in os.listdir("/proc/self/fd")]
     return sum(t in paths for t in targets)
 
   assert len(record_index._OPEN) <= 2  # pylint: disable=protected-access

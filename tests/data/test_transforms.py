@@ -28,8 +28,7 @@ def _warp(img, dx, dy):
   """Samples img at (x - dx, y - dy): content moves by (dx, dy)."""
   h, w = img.shape
   yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-  return cv2.remap(img, xx - dx, yy - dy, cv2.INTER_CUBIC,
-                   borderMode=cv2.BORDER_REFLECT)
+  return cv2.remap(img, xx - dx, yy - dy, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
 
 
 @pytest.fixture(scope="module")
@@ -47,8 +46,7 @@ def pair():
 
 def _tvl1(a, b):
   tv = cv2.optflow.DualTVL1OpticalFlow_create()
-  return tv.calc(cv2.cvtColor(a, cv2.COLOR_RGB2GRAY),
-                 cv2.cvtColor(b, cv2.COLOR_RGB2GRAY), None)
+  return tv.calc(cv2.cvtColor(a, cv2.COLOR_RGB2GRAY), cv2.cvtColor(b, cv2.COLOR_RGB2GRAY), None)
 
 
 def _check(op, pair, naive, region):
@@ -67,10 +65,13 @@ def _check(op, pair, naive, region):
 
 def _pixels_only(op):
   """The op applied per channel as if flow were an image (vectors untouched)."""
+
   def run(rgb, flow):
-    moved = [op(np.repeat(flow[..., c:c + 1], 3, -1), flow)[0][..., 0]
-             for c in range(flow.shape[-1])]
+    moved = [
+      op(np.repeat(flow[..., c : c + 1], 3, -1), flow)[0][..., 0] for c in range(flow.shape[-1])
+    ]
     return None, np.stack(moved, -1)
+
   return run
 
 
@@ -103,7 +104,7 @@ def test_resize_scales_displacements(pair, size):
 def test_rotation_rotates_vectors(pair):
   op = lambda r, f: transforms.rotate(r, f, 25.0)
   yy, xx = np.mgrid[0:96, 0:96]
-  disc = (yy - 47.5) ** 2 + (xx - 47.5) ** 2 < 28 ** 2
+  disc = (yy - 47.5) ** 2 + (xx - 47.5) ** 2 < 28**2
   _check(op, pair, _pixels_only(op), disc)
 
 
@@ -115,7 +116,8 @@ def test_scale_lut_matches_float_formula():
   np.testing.assert_array_equal(out[..., 1], transforms.flow_to_uint8(f[..., 1] * 2.0))
   # Quantisation per REFERENCE.md: ±20 px → 0…255, 0 px → 128 (rounded).
   np.testing.assert_array_equal(
-      transforms.flow_to_uint8(np.array([-20.0, 0.0, 20.0, 33.0])), [0, 128, 255, 255])
+    transforms.flow_to_uint8(np.array([-20.0, 0.0, 20.0, 33.0])), [0, 128, 255, 255]
+  )
 
 
 def _coords(t=2, h=40, w=56, l=3):
@@ -136,8 +138,7 @@ def test_random_crop_and_erasing_share_geometry():
     assert r.shape == (2, 32, 32, 3) and f.shape == (2, 32, 32, 6)
     np.testing.assert_array_equal(r[..., 0].astype(int) + 100, f[..., 0])
     np.testing.assert_array_equal(r[..., 1].astype(int) + 100, f[..., 1])
-  r, f = transforms.random_erasing(rng, rgb, flow, prob=1.0, area=(0.1, 0.2),
-                                   aspect=(0.5, 2.0))
+  r, f = transforms.random_erasing(rng, rgb, flow, prob=1.0, area=(0.1, 0.2), aspect=(0.5, 2.0))
   erased = (f == 128).all(-1)
   assert 0.08 * 40 * 56 <= erased[0].sum() <= 0.22 * 40 * 56
   np.testing.assert_array_equal(erased[0], erased[1])  # same on all frames
@@ -160,8 +161,7 @@ def test_train_augment_shapes(augment):
   cfg = config.get_data_config()
   cfg.resize_short, cfg.image_size, cfg.crop_base = 48, 40, 44
   rgb, flow = _coords(t=3, h=48, w=64, l=2)
-  r, f = transforms.TRAIN_AUGMENTS[augment](np.random.default_rng(0), rgb,
-                                            flow, cfg)
+  r, f = transforms.TRAIN_AUGMENTS[augment](np.random.default_rng(0), rgb, flow, cfg)
   assert r.shape == (3, 40, 40, 3) and f.shape == (3, 40, 40, 4)
   assert r.dtype == f.dtype == np.uint8
 

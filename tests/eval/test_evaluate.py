@@ -1,7 +1,6 @@
 """Multi-view scoring: view averaging, padding, every example counted once."""
 
 import flax.linen as nn
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -33,9 +32,11 @@ def _softmax(x):
 def test_views_are_averaged_and_padding_dropped():
   rng = np.random.default_rng(0)
   n, v = 10, 3  # 10 examples, eval batch 4 → 2 padding rows in the last batch
-  arrays = {"rgb": rng.integers(0, 256, (n, v, 1, 2, 2, 3), dtype=np.uint8),
-            "flow": rng.integers(0, 256, (n, v, 1, 2, 2, 2), dtype=np.uint8),
-            "label": rng.integers(0, 3, n).astype(np.int32)}
+  arrays = {
+    "rgb": rng.integers(0, 256, (n, v, 1, 2, 2, 3), dtype=np.uint8),
+    "flow": rng.integers(0, 256, (n, v, 1, 2, 2, 2), dtype=np.uint8),
+    "label": rng.integers(0, 3, n).astype(np.int32),
+  }
   loader = ArrayLoader(arrays, train=False, global_batch_size=4, class_names=["a", "b", "c"])
   config = get_base_config()
   config.eval.batch_size = 4
@@ -44,7 +45,7 @@ def test_views_are_averaged_and_padding_dropped():
   variables = {"params": {"unused": jnp.zeros(1)}}
   scores, labels, views = evaluate.score_dataset(model, variables, loader, mesh, config)
   assert views == v and labels.tolist() == arrays["label"].tolist()
-  r = ((arrays["rgb"] / 255.0 - np.array([0.485, 0.456, 0.406])) / np.array([0.229, 0.224, 0.225]))
+  r = (arrays["rgb"] / 255.0 - np.array([0.485, 0.456, 0.406])) / np.array([0.229, 0.224, 0.225])
   r = r.mean(axis=(2, 3, 4, 5))  # (n, v)
   f = ((arrays["flow"].astype(np.float64) - 128) / 128).mean(axis=(2, 3, 4, 5))
   expected_s = _softmax(np.stack([r, -r, 0 * r], -1)).mean(1)
@@ -52,8 +53,9 @@ def test_views_are_averaged_and_padding_dropped():
   np.testing.assert_allclose(scores["spatial"], expected_s, rtol=1e-5, atol=1e-6)
   np.testing.assert_allclose(scores["temporal"], expected_t, rtol=1e-5, atol=1e-6)
 
-  results = evaluate.results_dict(scores, labels, ["a", "b", "c"],
-                                  {"head": 0.0, "spatial": 1.0, "temporal": 2.0}, step=7, views=v)
+  results = evaluate.results_dict(
+    scores, labels, ["a", "b", "c"], {"head": 0.0, "spatial": 1.0, "temporal": 2.0}, step=7, views=v
+  )
   fused = expected_s + 2 * expected_t
   assert results["num_examples"] == n and results["step"] == 7
   assert results["fused"]["top1"] == pytest.approx(np.mean(fused.argmax(1) == labels))

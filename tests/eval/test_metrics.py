@@ -5,11 +5,14 @@ import pytest
 
 from jaxact.eval import metrics
 
-
-SCORES = np.array([[0.7, 0.2, 0.1],   # label 0 → right
-                   [0.5, 0.4, 0.1],   # label 1 → predicted 0, 1 is 2nd
-                   [0.1, 0.1, 0.8],   # label 2 → right
-                   [0.3, 0.6, 0.1]])  # label 2 → predicted 1, 2 is 3rd
+SCORES = np.array(
+  [
+    [0.7, 0.2, 0.1],  # label 0 → right
+    [0.5, 0.4, 0.1],  # label 1 → predicted 0, 1 is 2nd
+    [0.1, 0.1, 0.8],  # label 2 → right
+    [0.3, 0.6, 0.1],
+  ]
+)  # label 2 → predicted 1, 2 is 3rd
 LABELS = np.array([0, 1, 2, 2])
 
 
@@ -32,9 +35,9 @@ def test_confusion_and_mean_class():
 
 def test_fuse_scores():
   a, b = np.eye(3)[:2], np.eye(3)[[1, 1]]
-  fused = metrics.fuse_scores({"spatial": a, "temporal": b, "head": a}, {"spatial": 1.0,
-                                                                        "temporal": 1.5,
-                                                                        "head": 0.0})
+  fused = metrics.fuse_scores(
+    {"spatial": a, "temporal": b, "head": a}, {"spatial": 1.0, "temporal": 1.5, "head": 0.0}
+  )
   np.testing.assert_allclose(fused, a + 1.5 * b)
   with pytest.raises(ValueError, match="temporal"):
     metrics.fuse_scores({"spatial": a}, {"temporal": 1.0})

@@ -11,9 +11,14 @@ from jaxact.data import video as video_io
 from jaxact.flow import batching, extract, formats
 
 # A cheap solve keeps the test fast; the CLI passes it through --param.
-PARAMS = dict(nscales=2, warps=2, inner_iterations=10, outer_iterations=1,
-              median_filtering=1)
-PARAM_ARGS = [a for k, v in PARAMS.items() for a in ('--param', f'{k}={v}')]
+PARAMS = {
+  "nscales": 2,
+  "warps": 2,
+  "inner_iterations": 10,
+  "outer_iterations": 1,
+  "median_filtering": 1,
+}
+PARAM_ARGS = [a for k, v in PARAMS.items() for a in ("--param", f"{k}={v}")]
 
 
 def _frames(t, h=32, w=40, step=2, offset=0):
@@ -24,79 +29,82 @@ def _frames(t, h=32, w=40, step=2, offset=0):
   for i in range(t):
     img = base.copy()
     x0 = 6 + offset + step * i
-    patch = 200 + 40 * np.sin((xx[8:22, x0:x0 + 12] - x0) / 2.0)
-    img[8:22, x0:x0 + 12] = patch
+    patch = 200 + 40 * np.sin((xx[8:22, x0 : x0 + 12] - x0) / 2.0)
+    img[8:22, x0 : x0 + 12] = patch
     out[i] = np.repeat(np.clip(img, 0, 255)[..., None], 3, -1)
   return out
 
 
 @pytest.fixture
 def inputs(tmp_path):
-  d = tmp_path / 'videos' / 'walk'
+  d = tmp_path / "videos" / "walk"
   d.mkdir(parents=True)
-  video_io.write_video(d / 'a.mp4', _frames(6))
-  video_io.write_video(d / 'b.avi', _frames(4, offset=3), codec='mpeg4',
-                       quality='normal')
-  (d / 'broken.mp4').write_bytes(b'\x00\x00\x00\x18ftypmp42' + b'junk' * 500)
-  folder = tmp_path / 'frames' / 'c'
+  video_io.write_video(d / "a.mp4", _frames(6))
+  video_io.write_video(d / "b.avi", _frames(4, offset=3), codec="mpeg4", quality="normal")
+  (d / "broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"junk" * 500)
+  folder = tmp_path / "frames" / "c"
   folder.mkdir(parents=True)
   for i, f in enumerate(_frames(5, offset=1), start=1):
-    Image.fromarray(f).save(folder / f'img_{i:05d}.png')
+    Image.fromarray(f).save(folder / f"img_{i:05d}.png")
   return tmp_path
 
 
 def _run(args):
-  return extract.main(args + ['--no-progress', '--batch', '4'] + PARAM_ARGS)
+  return extract.main(args + ["--no-progress", "--batch", "4"] + PARAM_ARGS)
 
 
 def test_extract_formats_resume_and_corrupt_input(inputs, capsys):
-  out = inputs / 'out'
-  rc = _run([str(inputs / 'videos'), str(inputs / 'frames' / 'c'),
-             '--out', str(out), '--format', 'both'])
+  out = inputs / "out"
+  rc = _run(
+    [str(inputs / "videos"), str(inputs / "frames" / "c"), "--out", str(out), "--format", "both"]
+  )
   text = capsys.readouterr().out
-  assert rc == 1                                  # one input failed
-  assert 'done 3, skipped (already done) 0, failed 1' in text
-  assert 'broken.mp4' in text
+  assert rc == 1  # one input failed
+  assert "done 3, skipped (already done) 0, failed 1" in text
+  assert "broken.mp4" in text
   log = [json.loads(l) for l in open(out / extract.FAILURES_LOG)]
-  assert [r['name'] for r in log] == ['walk/broken']
+  assert [r["name"] for r in log] == ["walk/broken"]
 
   # MMAction2 layout: n frames -> n images and n-1 flow_x / flow_y images.
-  for name, n in (('walk/a', 6), ('walk/b', 4), ('c', 5)):
+  for name, n in (("walk/a", 6), ("walk/b", 4), ("c", 5)):
     files = sorted(os.listdir(out / name))
-    assert [f for f in files if f.startswith('img_')] == [
-        f'img_{i:05d}.jpg' for i in range(1, n + 1)]
-    for axis in 'xy':
-      assert [f for f in files if f.startswith(f'flow_{axis}_')] == [
-          f'flow_{axis}_{i:05d}.jpg' for i in range(1, n)]
+    assert [f for f in files if f.startswith("img_")] == [
+      f"img_{i:05d}.jpg" for i in range(1, n + 1)
+    ]
+    for axis in "xy":
+      assert [f for f in files if f.startswith(f"flow_{axis}_")] == [
+        f"flow_{axis}_{i:05d}.jpg" for i in range(1, n)
+      ]
     mm = formats.load_mmaction(str(out / name))
-    compact = formats.load_compact(str(out / (name + '.npz')))
-    assert compact['flow'].shape == (n - 1, 32, 40, 2)
-    assert compact['rgb'].shape == (n, 32, 40, 3)
-    assert compact['bound'] == 20.0
+    compact = formats.load_compact(str(out / (name + ".npz")))
+    assert compact["flow"].shape == (n - 1, 32, 40, 2)
+    assert compact["rgb"].shape == (n, 32, 40, 3)
+    assert compact["bound"] == 20.0
     # JPEG flow images hold the same values up to JPEG error.
-    assert np.abs(mm['flow'].astype(int) - compact['flow']).mean() < 2.0
+    assert np.abs(mm["flow"].astype(int) - compact["flow"]).mean() < 2.0
 
   # The flow is the TV-L1 flow of the decoded frames, and it sees the motion.
-  frames = video_io.read_video(inputs / 'videos' / 'walk' / 'a.mp4')
+  frames = video_io.read_video(inputs / "videos" / "walk" / "a.mp4")
   ref = batching.video_flow(frames, batch_size=4, **PARAMS)
-  got = formats.load_compact(str(out / 'walk' / 'a.npz'))['flow']
+  got = formats.load_compact(str(out / "walk" / "a.npz"))["flow"]
   assert np.abs(got.astype(int) - ref).max() <= 1
   dx = got[:, 10:20, 10:24, 0].astype(float).mean()
-  assert dx > 128 + 3          # moving right: x flow above "no motion"
+  assert dx > 128 + 3  # moving right: x flow above "no motion"
   assert abs(got[:, 10:20, 10:24, 1].astype(float).mean() - 128) < 3
 
   # Second run: everything finished is skipped, untouched.
-  mtime = os.path.getmtime(out / 'walk' / 'a.npz')
-  rc = _run([str(inputs / 'videos'), str(inputs / 'frames' / 'c'),
-             '--out', str(out), '--format', 'both'])
+  mtime = os.path.getmtime(out / "walk" / "a.npz")
+  rc = _run(
+    [str(inputs / "videos"), str(inputs / "frames" / "c"), "--out", str(out), "--format", "both"]
+  )
   text = capsys.readouterr().out
-  assert 'done 0, skipped (already done) 3, failed 1' in text
-  assert os.path.getmtime(out / 'walk' / 'a.npz') == mtime
+  assert "done 0, skipped (already done) 3, failed 1" in text
+  assert os.path.getmtime(out / "walk" / "a.npz") == mtime
 
 
 def test_resume_after_interruption(inputs, monkeypatch, capsys):
-  out = inputs / 'out'
-  videos = str(inputs / 'videos' / 'walk')
+  out = inputs / "out"
+  videos = str(inputs / "videos" / "walk")
   real_write = formats.write_mmaction
   calls = []
 
@@ -104,57 +112,67 @@ def test_resume_after_interruption(inputs, monkeypatch, capsys):
     calls.append(name)
     if len(calls) == 2:
       # Die half-way through writing the second video.
-      tmp = os.path.join(out_dir, f'.{name}.tmp-{os.getpid()}')
+      tmp = os.path.join(out_dir, f".{name}.tmp-{os.getpid()}")
       os.makedirs(tmp, exist_ok=True)
-      open(os.path.join(tmp, 'img_00001.jpg'), 'wb').write(b'partial')
+      open(os.path.join(tmp, "img_00001.jpg"), "wb").write(b"partial")
       raise KeyboardInterrupt
     return real_write(out_dir, name, frames, flow, quality)
 
-  monkeypatch.setattr(formats, 'write_mmaction', write_then_die)
+  monkeypatch.setattr(formats, "write_mmaction", write_then_die)
   with pytest.raises(KeyboardInterrupt):
-    _run([videos, '--out', str(out)])
-  monkeypatch.setattr(formats, 'write_mmaction', real_write)
+    _run([videos, "--out", str(out)])
+  monkeypatch.setattr(formats, "write_mmaction", real_write)
   done_first = calls[0]
   assert os.path.isdir(out / done_first)
-  assert not os.path.exists(out / calls[1])      # never half-visible
+  assert not os.path.exists(out / calls[1])  # never half-visible
 
   # A temp folder of a dead process from an earlier crash is cleaned too.
-  stale = out / '.stale.tmp-999999999'
+  stale = out / ".stale.tmp-999999999"
   stale.mkdir()
-  rc = _run([videos, '--out', str(out)])
+  rc = _run([videos, "--out", str(out)])
   text = capsys.readouterr().out
-  assert 'done 1, skipped (already done) 1, failed 1' in text
+  assert "done 1, skipped (already done) 1, failed 1" in text
   assert rc == 1
   assert os.path.isdir(out / calls[1])
   assert not stale.exists()
-  leftovers = [n for n in os.listdir(out) if '.tmp-' in n]
+  leftovers = [n for n in os.listdir(out) if ".tmp-" in n]
   assert leftovers == []
 
 
 def test_module_entry_point():
   import subprocess
   import sys
-  r = subprocess.run([sys.executable, '-m', 'jaxact.flow.extract', '--help'],
-                     capture_output=True, text=True, timeout=120, check=False)
-  assert r.returncode == 0 and '--short-side' in r.stdout
+
+  r = subprocess.run(
+    [sys.executable, "-m", "jaxact.flow.extract", "--help"],
+    capture_output=True,
+    text=True,
+    timeout=120,
+    check=False,
+  )
+  assert r.returncode == 0 and "--short-side" in r.stdout
 
 
 def test_cli_errors(tmp_path, capsys):
-  assert extract.main([str(tmp_path / 'missing.mp4'), '--out',
-                       str(tmp_path / 'o'), '--no-progress']) == 2
-  assert 'input not found' in capsys.readouterr().err
-  assert extract.main([str(tmp_path), '--out', str(tmp_path / 'o'),
-                       '--param', 'warp=3', '--no-progress']) == 2
-  assert 'unknown parameter' in capsys.readouterr().err
+  assert (
+    extract.main([str(tmp_path / "missing.mp4"), "--out", str(tmp_path / "o"), "--no-progress"])
+    == 2
+  )
+  assert "input not found" in capsys.readouterr().err
+  assert (
+    extract.main(
+      [str(tmp_path), "--out", str(tmp_path / "o"), "--param", "warp=3", "--no-progress"]
+    )
+    == 2
+  )
+  assert "unknown parameter" in capsys.readouterr().err
 
 
 def test_batcher_mixes_videos_and_sizes():
   # Pairs of different videos share batches; sizes are batched apart.
-  vids = {'a': _frames(3), 'b': _frames(4, offset=2),
-          'c': _frames(3, h=24, w=32)}
-  got = dict((k, f) for k, _, f in batching.iter_flows(
-      vids.items(), batch_size=4, **PARAMS))
-  assert sorted(got) == ['a', 'b', 'c']
+  vids = {"a": _frames(3), "b": _frames(4, offset=2), "c": _frames(3, h=24, w=32)}
+  got = {k: f for k, _, f in batching.iter_flows(vids.items(), batch_size=4, **PARAMS)}
+  assert sorted(got) == ["a", "b", "c"]
   for k, frames in vids.items():
     assert got[k].shape == (len(frames) - 1,) + frames.shape[1:3] + (2,)
     # Same flow as the video computed on its own (padded batch of its pairs).

@@ -20,8 +20,7 @@ def test_zero_motion_is_128_and_roundtrip_error_is_half_a_step():
   f = np.linspace(-19.9, 19.9, 1001).astype(np.float32)
   err = np.abs(dequantize(quantize(f)) - f)
   assert err.max() <= 0.5 * 40 / 255 + 1e-5
-  np.testing.assert_allclose(dequantize(np.array([0, 255], np.uint8)),
-                             [-20, 20], atol=1e-5)
+  np.testing.assert_allclose(dequantize(np.array([0, 255], np.uint8)), [-20, 20], atol=1e-5)
 
 
 def test_custom_bound_and_jax_arrays():
@@ -57,5 +56,5 @@ def test_flip_uint8_matches_float_flip_up_to_one_step():
 
 
 def test_flip_rejects_odd_channels():
-  with pytest.raises(ValueError, match='even'):
+  with pytest.raises(ValueError, match="even"):
     flip_flow_stack(np.zeros((4, 4, 3), np.uint8))

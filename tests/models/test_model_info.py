@@ -14,16 +14,19 @@ from jaxact.models import cot
 from jaxact.tools import model_info
 
 
-@pytest.mark.parametrize('name, channels, params, gmacs', [
-    ('resnet50', 3, 25_557_032, 4.09),
-    ('resnet101', 20, 44_602_472, 8.47),
-    ('cotnet50', 3, 22_222_416, 3.24),
-    ('cotnet101', 20, 38_325_360, 6.72),
-])
+@pytest.mark.parametrize(
+  "name, channels, params, gmacs",
+  [
+    ("resnet50", 3, 25_557_032, 4.09),
+    ("resnet101", 20, 44_602_472, 8.47),
+    ("cotnet50", 3, 22_222_416, 3.24),
+    ("cotnet101", 20, 38_325_360, 6.72),
+  ],
+)
 def test_reference_sizes(name, channels, params, gmacs):
   info = model_info.model_info(name, input_channels=channels)
-  assert info['params'] == params
-  assert info['gmacs'] == pytest.approx(gmacs, rel=0.01)
+  assert info["params"] == params
+  assert info["gmacs"] == pytest.approx(gmacs, rel=0.01)
 
 
 def test_count_macs_by_hand():
@@ -53,21 +56,39 @@ def test_cot_aggregation_counts_one_mac_per_tap():
 
 
 def test_cli_prints_one_json_line():
-  env = {**os.environ, 'PYTHONPATH': os.pathsep.join(
+  env = {
+    **os.environ,
+    "PYTHONPATH": os.pathsep.join(
       [os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))]
-      + [p for p in [os.environ.get('PYTHONPATH')] if p])}
+      + [p for p in [os.environ.get("PYTHONPATH")] if p]
+    ),
+  }
   out = subprocess.run(
-      [sys.executable, '-m', 'jaxact.tools.model_info', '--model', 'resnet_tiny',
-       '--num-classes', '7', '--input-channels', '20'],
-      capture_output=True, text=True, env=env, timeout=300, check=True)
+    [
+      sys.executable,
+      "-m",
+      "jaxact.tools.model_info",
+      "--model",
+      "resnet_tiny",
+      "--num-classes",
+      "7",
+      "--input-channels",
+      "20",
+    ],
+    capture_output=True,
+    text=True,
+    env=env,
+    timeout=300,
+    check=True,
+  )
   lines = out.stdout.strip().splitlines()
   assert len(lines) == 1
   info = json.loads(lines[0])
-  assert info['model'] == 'resnet_tiny' and info['input_channels'] == 20
-  assert info['num_classes'] == 7 and info['params'] > 0 and info['gmacs'] > 0
+  assert info["model"] == "resnet_tiny" and info["input_channels"] == 20
+  assert info["num_classes"] == 7 and info["params"] > 0 and info["gmacs"] > 0
 
 
 def test_cli_unknown_model(capsys):
   with pytest.raises(SystemExit):
-    model_info.main(['--model', 'resnet42'])
-  assert 'unknown model' in capsys.readouterr().err
+    model_info.main(["--model", "resnet42"])
+  assert "unknown model" in capsys.readouterr().err

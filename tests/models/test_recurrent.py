@@ -51,14 +51,20 @@ def _flax_cell_params(layer_params, f):
   """Our tied ConvLSTM params (gates i, f, o, g; bias-free hidden conv) in the
   layout of Flax's nn.ConvLSTMCell (gates i, g, f, o; both convs biased; the
   cell adds 1 to the forget-gate pre-activation itself)."""
+
   def reorder(a, forget_shift=0.0):
     i, fg, o, g = np.split(np.asarray(a), 4, axis=-1)
     return np.concatenate([i, g, fg - forget_shift, o], axis=-1)
+
   return {
-      "ih": {"kernel": reorder(layer_params["input_conv"]["kernel"]),
-             "bias": reorder(layer_params["input_conv"]["bias"], forget_shift=1.0)},
-      "hh": {"kernel": reorder(layer_params["hidden_kernel"]),
-             "bias": np.zeros((4 * f,), np.float32)},
+    "ih": {
+      "kernel": reorder(layer_params["input_conv"]["kernel"]),
+      "bias": reorder(layer_params["input_conv"]["bias"], forget_shift=1.0),
+    },
+    "hh": {
+      "kernel": reorder(layer_params["hidden_kernel"]),
+      "bias": np.zeros((4 * f,), np.float32),
+    },
   }
 
 
@@ -68,8 +74,9 @@ def test_tied_convlstm_equals_flax_cell_step_by_step():
   layer = recurrent.ConvLSTMLayer(features=f, kernel_size=3, untied_first_step=False)
   params = layer.init(jax.random.key(2), x)["params"]
   # Random biases so the test also checks bias placement.
-  params = jax.tree_util.tree_map(lambda p: p + 0.1 * jax.random.normal(jax.random.key(3), p.shape),
-                                  params)
+  params = jax.tree_util.tree_map(
+    lambda p: p + 0.1 * jax.random.normal(jax.random.key(3), p.shape), params
+  )
   ours = layer.apply({"params": params}, x)
 
   cell = nn.ConvLSTMCell(features=f, kernel_size=(3, 3))
@@ -88,7 +95,7 @@ def _numpy_conv_same(x, k):
   out = np.zeros((n, h, w, o), np.float64)
   for dy in range(kh):
     for dx in range(kw):
-      out += np.einsum("nhwc,co->nhwo", xp[:, dy:dy + h, dx:dx + w], k[dy, dx])
+      out += np.einsum("nhwc,co->nhwo", xp[:, dy : dy + h, dx : dx + w], k[dy, dx])
   return out
 
 
@@ -110,8 +117,11 @@ def test_untied_convlstm_matches_numpy_reference():
   hid = _sigmoid(o) * np.tanh(cell)
   np.testing.assert_allclose(ours[:, 0], hid, rtol=1e-4, atol=1e-5)
   for step in range(1, t):
-    z = (_numpy_conv_same(x[:, step], p["input_conv"]["kernel"]) + p["input_conv"]["bias"]
-         + _numpy_conv_same(hid, p["hidden_kernel"]))
+    z = (
+      _numpy_conv_same(x[:, step], p["input_conv"]["kernel"])
+      + p["input_conv"]["bias"]
+      + _numpy_conv_same(hid, p["hidden_kernel"])
+    )
     i, fg, o, g = np.split(z, 4, axis=-1)
     cell = _sigmoid(fg) * cell + _sigmoid(i) * np.tanh(g)
     hid = _sigmoid(o) * np.tanh(cell)

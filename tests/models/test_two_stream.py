@@ -7,28 +7,44 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from flax_testing import random_variables
 
 import jaxact.models as models
-from flax_testing import random_variables
 
 N, T, S, L = 2, 3, 32, 2
 
 
 def _inputs(key=0, n=N, t=T, size=S, flow_len=L):
   k1, k2 = jax.random.split(jax.random.key(key))
-  return {"rgb": jax.random.normal(k1, (n, t, size, size, 3)),
-          "flow": jax.random.normal(k2, (n, t, size, size, 2 * flow_len))}
+  return {
+    "rgb": jax.random.normal(k1, (n, t, size, size, 3)),
+    "flow": jax.random.normal(k2, (n, t, size, size, 2 * flow_len)),
+  }
 
 
 def _count(tree) -> int:
   return sum(int(np.prod(x.shape)) for x in jax.tree_util.tree_leaves(tree))
 
 
-@pytest.mark.parametrize("name,parts", [
-    ("two_stream_lstm_tiny", {"spatial", "temporal", "fc1", "fc2", "lstm", "classifier",
-                              "spatial_classifier", "temporal_classifier"}),
+@pytest.mark.parametrize(
+  "name,parts",
+  [
+    (
+      "two_stream_lstm_tiny",
+      {
+        "spatial",
+        "temporal",
+        "fc1",
+        "fc2",
+        "lstm",
+        "classifier",
+        "spatial_classifier",
+        "temporal_classifier",
+      },
+    ),
     ("two_stream_convlstm_tiny", {"spatial", "temporal", "convlstm", "classifier"}),
-])
+  ],
+)
 def test_tiny_forward_shapes_and_parts(name, parts):
   model = models.create(name, num_classes=5)
   x = _inputs()
@@ -44,11 +60,14 @@ def test_tiny_forward_shapes_and_parts(name, parts):
   assert variables["params"]["spatial"]["conv1"]["kernel"].shape[2] == 3
 
 
-@pytest.mark.parametrize("fusion_method,layer", [("sum", "conv5"), ("max", "conv4"),
-                                                 ("concat", "conv3"), ("conv", "conv5")])
+@pytest.mark.parametrize(
+  "fusion_method,layer",
+  [("sum", "conv5"), ("max", "conv4"), ("concat", "conv3"), ("conv", "conv5")],
+)
 def test_convlstm_fusion_variants(fusion_method, layer):
-  model = models.create("two_stream_convlstm_tiny", num_classes=4, fusion=fusion_method,
-                        fusion_layer=layer)
+  model = models.create(
+    "two_stream_convlstm_tiny", num_classes=4, fusion=fusion_method, fusion_layer=layer
+  )
   x = _inputs()
   variables = jax.eval_shape(model.init, jax.random.key(0), x)
   channels = {"conv3": 128, "conv4": 256, "conv5": 512}[layer]  # tiny: width 16
@@ -83,8 +102,11 @@ def test_bad_inputs_are_reported():
   with pytest.raises(ValueError, match="Unknown model"):
     models.create("two_stream_gru", num_classes=3)
   with pytest.raises(ValueError, match="Unknown backbone"):
-    jax.eval_shape(models.create("two_stream_lstm", num_classes=3, backbone="vgg16").init,
-                   jax.random.key(0), _inputs())
+    jax.eval_shape(
+      models.create("two_stream_lstm", num_classes=3, backbone="vgg16").init,
+      jax.random.key(0),
+      _inputs(),
+    )
 
 
 def test_full_size_parameter_counts_compose_from_reference():
@@ -92,8 +114,10 @@ def test_full_size_parameter_counts_compose_from_reference():
   the released ConvLSTM + classifier; counts from REFERENCE.md."""
   k = 101
   model = models.create("two_stream_convlstm", num_classes=k)
-  x = {"rgb": jax.ShapeDtypeStruct((1, 2, 224, 224, 3), jnp.float32),
-       "flow": jax.ShapeDtypeStruct((1, 2, 224, 224, 20), jnp.float32)}
+  x = {
+    "rgb": jax.ShapeDtypeStruct((1, 2, 224, 224, 3), jnp.float32),
+    "flow": jax.ShapeDtypeStruct((1, 2, 224, 224, 20), jnp.float32),
+  }
   params = jax.eval_shape(model.init, jax.random.key(0), x)["params"]
   fc_delta = (k - 1000) * (2048 + 1)
   assert _count(params["spatial"]) == 44_549_160 + fc_delta
@@ -122,11 +146,18 @@ def _train_steps(name, steps, **overrides):
   def step(params, batch_stats, opt_state, rng):
     def loss_fn(p):
       (logits, feats), updates = model.apply(
-          {"params": p, "batch_stats": batch_stats}, x, train=True,
-          mutable=["batch_stats"], rngs={"dropout": rng})
-      loss = sum(optax.softmax_cross_entropy_with_integer_labels(l, labels).mean()
-                 for l in (logits, feats["spatial_logits"], feats["temporal_logits"]))
+        {"params": p, "batch_stats": batch_stats},
+        x,
+        train=True,
+        mutable=["batch_stats"],
+        rngs={"dropout": rng},
+      )
+      loss = sum(
+        optax.softmax_cross_entropy_with_integer_labels(l, labels).mean()
+        for l in (logits, feats["spatial_logits"], feats["temporal_logits"])
+      )
       return loss, updates["batch_stats"]
+
     (loss, new_stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
     updates, opt_state = tx.update(grads, opt_state, params)
     return optax.apply_updates(params, updates), new_stats, opt_state, loss, grads
@@ -134,8 +165,7 @@ def _train_steps(name, steps, **overrides):
   params, stats = variables["params"], variables["batch_stats"]
   losses = []
   for i in range(steps):
-    params, stats, opt_state, loss, grads = step(params, stats, opt_state,
-                                                 jax.random.key(i))
+    params, stats, opt_state, loss, grads = step(params, stats, opt_state, jax.random.key(i))
     losses.append(float(loss))
   return losses, grads, initial_stats, stats
 
@@ -150,7 +180,8 @@ def test_tiny_networks_train_under_jit(name):
 
 def test_frozen_backbones_get_no_gradient_and_keep_statistics():
   _, grads, before_stats, after_stats = _train_steps(
-      "two_stream_convlstm_tiny", 2, freeze_backbones=True)
+    "two_stream_convlstm_tiny", 2, freeze_backbones=True
+  )
   assert float(optax.tree.norm(grads["spatial"])) == 0.0
   assert float(optax.tree.norm(grads["temporal"])) == 0.0
   assert float(optax.tree.norm(grads["convlstm"])) > 0.0

@@ -21,18 +21,27 @@ class CotLayer(nn.Module):
     self.groups = dim // 8
     k2 = kernel_size * kernel_size
     self.key_embed = nn.Sequential(
-        nn.Conv2d(dim, dim, kernel_size, padding=kernel_size // 2, groups=4, bias=False),
-        nn.BatchNorm2d(dim), nn.ReLU(inplace=True))
+      nn.Conv2d(dim, dim, kernel_size, padding=kernel_size // 2, groups=4, bias=False),
+      nn.BatchNorm2d(dim),
+      nn.ReLU(inplace=True),
+    )
     self.embed = nn.Sequential(
-        nn.Conv2d(2 * dim, dim // 2, 1, bias=False), nn.BatchNorm2d(dim // 2),
-        nn.ReLU(inplace=True), nn.Conv2d(dim // 2, k2 * self.groups, 1),
-        nn.GroupNorm(self.groups, k2 * self.groups))
+      nn.Conv2d(2 * dim, dim // 2, 1, bias=False),
+      nn.BatchNorm2d(dim // 2),
+      nn.ReLU(inplace=True),
+      nn.Conv2d(dim // 2, k2 * self.groups, 1),
+      nn.GroupNorm(self.groups, k2 * self.groups),
+    )
     self.conv1x1 = nn.Sequential(nn.Conv2d(dim, dim, 1, bias=False), nn.BatchNorm2d(dim))
     self.bn = nn.BatchNorm2d(dim)
     self.act = nn.SiLU(inplace=True)
     attn = max(dim * 2 // 4, 32)
-    self.se = nn.Sequential(nn.Conv2d(dim, attn, 1), nn.BatchNorm2d(attn),
-                            nn.ReLU(inplace=True), nn.Conv2d(attn, 2 * dim, 1))
+    self.se = nn.Sequential(
+      nn.Conv2d(dim, attn, 1),
+      nn.BatchNorm2d(attn),
+      nn.ReLU(inplace=True),
+      nn.Conv2d(attn, 2 * dim, 1),
+    )
 
   def aggregate(self, v: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     """v (B, C, H, W), w (B, G·k², H, W) → (B, C, H, W); channel c uses group c % G."""
@@ -54,14 +63,14 @@ class CotLayer(nn.Module):
 class CoTBottleneck(nn.Module):
   """1×1 → [avg pool 3×3/2] → CoT → 1×1 (×4), residual (official names)."""
 
-  def __init__(self, inplanes: int, planes: int, stride: int = 1, mixer: str = 'cot'):
+  def __init__(self, inplanes: int, planes: int, stride: int = 1, mixer: str = "cot"):
     super().__init__()
     out = planes * 4
     self.conv1 = nn.Conv2d(inplanes, planes, 1, bias=False)
     self.bn1 = nn.BatchNorm2d(planes)
     self.act1 = nn.ReLU(inplace=True)
     self.avd = None
-    if mixer == 'cot':
+    if mixer == "cot":
       self.avd = nn.AvgPool2d(3, 2, padding=1) if stride > 1 else None
       self.conv2 = CotLayer(planes, 3)
     else:  # torchvision Bottleneck: 3×3 conv with the stride, BN, ReLU
@@ -73,15 +82,16 @@ class CoTBottleneck(nn.Module):
     self.act3 = nn.ReLU(inplace=True)
     self.downsample = None
     if stride != 1 or inplanes != out:
-      self.downsample = nn.Sequential(nn.Conv2d(inplanes, out, 1, stride=stride, bias=False),
-                                      nn.BatchNorm2d(out))
+      self.downsample = nn.Sequential(
+        nn.Conv2d(inplanes, out, 1, stride=stride, bias=False), nn.BatchNorm2d(out)
+      )
 
   def forward(self, x: torch.Tensor) -> torch.Tensor:
     y = self.act1(self.bn1(self.conv1(x)))
     if self.avd is not None:
       y = self.avd(y)
     y = self.conv2(y)
-    if hasattr(self, 'bn2'):
+    if hasattr(self, "bn2"):
       y = self.act2(self.bn2(y))
     y = self.bn3(self.conv3(y))
     shortcut = x if self.downsample is None else self.downsample(x)
@@ -91,8 +101,14 @@ class CoTBottleneck(nn.Module):
 class CoTNet(nn.Module):
   """timm/torchvision-style ResNet with CoT (or, ``mixer='conv'``, plain) bottlenecks."""
 
-  def __init__(self, layers=(1, 1, 1, 1), width: int = 16, num_classes: int = 10,
-               in_chans: int = 3, mixer: str = 'cot'):
+  def __init__(
+    self,
+    layers=(1, 1, 1, 1),
+    width: int = 16,
+    num_classes: int = 10,
+    in_chans: int = 3,
+    mixer: str = "cot",
+  ):
     super().__init__()
     self.conv1 = nn.Conv2d(in_chans, width, 7, stride=2, padding=3, bias=False)
     self.bn1 = nn.BatchNorm2d(width)
@@ -105,13 +121,13 @@ class CoTNet(nn.Module):
       for j in range(n):
         blocks.append(CoTBottleneck(inplanes, planes, 2 if i > 0 and j == 0 else 1, mixer))
         inplanes = planes * 4
-      setattr(self, f'layer{i + 1}', nn.Sequential(*blocks))
+      setattr(self, f"layer{i + 1}", nn.Sequential(*blocks))
     self.fc = nn.Linear(inplanes, num_classes)
 
   def forward(self, x: torch.Tensor) -> torch.Tensor:
     x = self.maxpool(self.act1(self.bn1(self.conv1(x))))
     for i in range(4):
-      x = getattr(self, f'layer{i + 1}')(x)
+      x = getattr(self, f"layer{i + 1}")(x)
     return self.fc(x.mean((2, 3)))
 
 

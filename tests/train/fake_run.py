@@ -83,19 +83,25 @@ class SlowArrayLoader:
 
 def loader_fn(config, *, train: bool, num_train: int = 48, num_eval: int = 10):
   from jaxact.train.inputs import ArrayLoader
+
   arrays = make_arrays(num_train if train else num_eval, seed=0 if train else 1)
   delay = float(os.environ.get("FAKE_BATCH_SLEEP", "0"))
-  loader = ArrayLoader(arrays, train=train,
-                     global_batch_size=config.batch_size if train else config.eval.batch_size,
-                     seed=config.seed, process_index=jax.process_index(),
-                     process_count=jax.process_count(),
-                     class_names=[f"class{i}" for i in range(NUM_CLASSES)])
+  loader = ArrayLoader(
+    arrays,
+    train=train,
+    global_batch_size=config.batch_size if train else config.eval.batch_size,
+    seed=config.seed,
+    process_index=jax.process_index(),
+    process_count=jax.process_count(),
+    class_names=[f"class{i}" for i in range(NUM_CLASSES)],
+  )
   return SlowArrayLoader(loader, delay) if train and delay else loader
 
 
 def tiny_config(**overrides):
   """A few-step config for the fakes (no dataset needed)."""
   from jaxact.config import get_base_config
+
   c = get_base_config()
   c.batch_size = 8
   c.num_train_steps = 6
@@ -137,6 +143,10 @@ def _default(key):
 if __name__ == "__main__":
   sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
   from absl import app
+
   from jaxact import main as jaxact_main
-  app.run(functools.partial(jaxact_main.main, model_fn=model_fn, loader_fn=loader_fn),
-          flags_parser=jaxact_main.parse_flags)
+
+  app.run(
+    functools.partial(jaxact_main.main, model_fn=model_fn, loader_fn=loader_fn),
+    flags_parser=jaxact_main.parse_flags,
+  )

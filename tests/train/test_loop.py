@@ -4,10 +4,10 @@ import json
 import os
 import signal
 
+import fake_run
 import numpy as np
 import pytest
 
-import fake_run
 from jaxact.train import loop
 
 
@@ -24,8 +24,12 @@ def _steps(workdir):
 def full_run(tmp_path_factory):
   """One uninterrupted 6-step run with TensorBoard and final evaluation."""
   workdir = tmp_path_factory.mktemp("full")
-  results = loop.train_and_evaluate(fake_run.tiny_config(tensorboard=True), str(workdir),
-                                    model_fn=fake_run.model_fn, loader_fn=fake_run.loader_fn)
+  results = loop.train_and_evaluate(
+    fake_run.tiny_config(tensorboard=True),
+    str(workdir),
+    model_fn=fake_run.model_fn,
+    loader_fn=fake_run.loader_fn,
+  )
   return workdir, results
 
 
@@ -33,8 +37,17 @@ def test_train_writes_metrics_checkpoints_and_results(full_run):
   tmp_path, results = full_run
   rows = [json.loads(l) for l in open(tmp_path / "metrics.jsonl")]
   assert [r["step"] for r in rows] == list(range(1, 7))
-  for key in ("loss", "top1_fused", "top1_spatial", "top1_temporal", "grad_norm",
-              "param_norm", "lr", "step_time", "clips_per_s"):
+  for key in (
+    "loss",
+    "top1_fused",
+    "top1_spatial",
+    "top1_temporal",
+    "grad_norm",
+    "param_norm",
+    "lr",
+    "step_time",
+    "clips_per_s",
+  ):
     assert all(np.isfinite(r[key]) for r in rows), key
   assert rows[0]["lr"] == pytest.approx(0.05)
   assert _steps(tmp_path)[-1] == 6
@@ -54,24 +67,33 @@ def test_resume_reproduces_uninterrupted_run(full_run, tmp_path):
   full = full_run[0]
   part = tmp_path / "part"
   # Stop after step 4 (as a crash would), then rerun the full command.
-  loop.train_and_evaluate(fake_run.tiny_config(num_train_steps=4,
-                                               **{"eval.run_after_training": False}),
-                          str(part), model_fn=fake_run.model_fn, loader_fn=fake_run.loader_fn)
+  loop.train_and_evaluate(
+    fake_run.tiny_config(num_train_steps=4, **{"eval.run_after_training": False}),
+    str(part),
+    model_fn=fake_run.model_fn,
+    loader_fn=fake_run.loader_fn,
+  )
   with open(part / "metrics.jsonl", "a") as f:  # a line of a step that was never saved
     f.write(json.dumps({"step": 5, "loss": 123.0}) + "\n")
-  loop.train_and_evaluate(fake_run.tiny_config(**{"eval.run_after_training": False}), str(part),
-                          model_fn=fake_run.model_fn, loader_fn=fake_run.loader_fn)
+  loop.train_and_evaluate(
+    fake_run.tiny_config(**{"eval.run_after_training": False}),
+    str(part),
+    model_fn=fake_run.model_fn,
+    loader_fn=fake_run.loader_fn,
+  )
   a, b = _losses(full), _losses(part)
   assert sorted(b) == list(range(1, 7))
   np.testing.assert_allclose([b[s] for s in (5, 6)], [a[s] for s in (5, 6)], rtol=1e-6)
 
 
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
-  config = fake_run.tiny_config(checkpoint_every_steps=1, **{"optimizer.learning_rate": 1e30,
-                                                            "optimizer.momentum": 0.0})
+  config = fake_run.tiny_config(
+    checkpoint_every_steps=1, **{"optimizer.learning_rate": 1e30, "optimizer.momentum": 0.0}
+  )
   with pytest.raises(loop.NonFiniteLossError) as err:
-    loop.train_and_evaluate(config, str(tmp_path), model_fn=fake_run.model_fn,
-                            loader_fn=fake_run.loader_fn)
+    loop.train_and_evaluate(
+      config, str(tmp_path), model_fn=fake_run.model_fn, loader_fn=fake_run.loader_fn
+    )
   msg = str(err.value)
   bad_step = int(msg.split("at step ")[1].split(".")[0])
   assert bad_step >= 2
@@ -100,8 +122,9 @@ def test_sigterm_saves_and_returns(tmp_path):
     return SignalLoader(inner) if train else inner
 
   config = fake_run.tiny_config(checkpoint_every_steps=100, num_train_steps=50)
-  out = loop.train_and_evaluate(config, str(tmp_path), model_fn=fake_run.model_fn,
-                                loader_fn=loader_fn)
+  out = loop.train_and_evaluate(
+    config, str(tmp_path), model_fn=fake_run.model_fn, loader_fn=loader_fn
+  )
   assert out is None
   assert _steps(tmp_path) == [3]
   assert signal.getsignal(signal.SIGTERM) is not None  # handler restored
@@ -111,36 +134,50 @@ def test_sigterm_saves_and_returns(tmp_path):
 def test_init_from_run_with_frozen_backbones(full_run, tmp_path):
   """Paper B's stage 2: start from another run, train only the head."""
   import orbax.checkpoint as ocp
+
   source = full_run[0]
-  config = fake_run.tiny_config(num_train_steps=2, **{
-      "init_from.path": str(source), "optimizer.frozen": ("spatial", "temporal"),
-      "eval.run_after_training": False})
-  loop.train_and_evaluate(config, str(tmp_path), model_fn=fake_run.model_fn,
-                          loader_fn=fake_run.loader_fn)
+  config = fake_run.tiny_config(
+    num_train_steps=2,
+    **{
+      "init_from.path": str(source),
+      "optimizer.frozen": ("spatial", "temporal"),
+      "eval.run_after_training": False,
+    },
+  )
+  loop.train_and_evaluate(
+    config, str(tmp_path), model_fn=fake_run.model_fn, loader_fn=fake_run.loader_fn
+  )
   read = lambda d, s: ocp.StandardCheckpointer().restore(d / "checkpoints" / str(s) / "model")
   before, after = read(source, 6), read(tmp_path, 2)
   for part in ("spatial", "temporal"):
-    jax_tree_equal = [np.array_equal(a, b) for a, b in zip(
-        _leaves(before["params"][part]), _leaves(after["params"][part]))]
+    jax_tree_equal = [
+      np.array_equal(a, b)
+      for a, b in zip(_leaves(before["params"][part]), _leaves(after["params"][part]))
+    ]
     assert all(jax_tree_equal), part
     # Frozen backbones keep their BatchNorm statistics too.
-    assert all(np.array_equal(a, b) for a, b in zip(_leaves(before["batch_stats"][part]),
-                                                     _leaves(after["batch_stats"][part])))
-  assert not all(np.array_equal(a, b) for a, b in zip(
-      _leaves(before["params"]["classifier"]), _leaves(after["params"]["classifier"])))
+    assert all(
+      np.array_equal(a, b)
+      for a, b in zip(_leaves(before["batch_stats"][part]), _leaves(after["batch_stats"][part]))
+    )
+  assert not all(
+    np.array_equal(a, b)
+    for a, b in zip(_leaves(before["params"]["classifier"]), _leaves(after["params"]["classifier"]))
+  )
 
 
 def _leaves(tree):
   import jax
+
   return [np.asarray(x) for x in jax.tree.leaves(tree)]
 
 
 def test_best_checkpoint_follows_the_metric(full_run):
   from jaxact.train import checkpoint as ckpt
+
   workdir = full_run[0]
   rows = {r["step"]: r for r in map(json.loads, open(workdir / "metrics.jsonl"))}
-  manager = ckpt.create_manager(workdir / "checkpoints", read_only=True,
-                                best_metric="top1_fused")
+  manager = ckpt.create_manager(workdir / "checkpoints", read_only=True, best_metric="top1_fused")
   saved = manager.all_steps()
   expected = max(saved, key=lambda s: (rows[s]["top1_fused"], s))
   assert ckpt.resolve_step(manager, "best", metric="top1_fused") == expected
@@ -156,25 +193,36 @@ def test_validation_at_checkpoints_ranks_the_best(full_run, tmp_path):
   best_metric='val_top1_fused' ranks checkpoints by it."""
   from jaxact.eval import evaluate
   from jaxact.train import checkpoint as ckpt
-  config = fake_run.tiny_config(**{"eval.validate_at_checkpoints": True,
-                                   "checkpoint.best_metric": "val_top1_fused",
-                                   "checkpoint.max_to_keep": 5,
-                                   "eval.run_after_training": False})
-  loop.train_and_evaluate(config, str(tmp_path), model_fn=fake_run.model_fn,
-                          loader_fn=fake_run.loader_fn)
+
+  config = fake_run.tiny_config(
+    **{
+      "eval.validate_at_checkpoints": True,
+      "checkpoint.best_metric": "val_top1_fused",
+      "checkpoint.max_to_keep": 5,
+      "eval.run_after_training": False,
+    }
+  )
+  loop.train_and_evaluate(
+    config, str(tmp_path), model_fn=fake_run.model_fn, loader_fn=fake_run.loader_fn
+  )
   rows = {r["step"]: r for r in map(json.loads, open(tmp_path / "metrics.jsonl"))}
   assert [s for s, r in rows.items() if "val_top1_fused" in r] == [2, 4, 6]
   # Same training as the full run: the losses agree, validation changes nothing.
-  np.testing.assert_allclose([rows[s]["loss"] for s in range(1, 7)],
-                             [_losses(full_run[0])[s] for s in range(1, 7)], rtol=1e-6)
+  np.testing.assert_allclose(
+    [rows[s]["loss"] for s in range(1, 7)],
+    [_losses(full_run[0])[s] for s in range(1, 7)],
+    rtol=1e-6,
+  )
   # The logged value is the eval mode's top-1 for that checkpoint.
   config.eval.checkpoint = "4"
-  results = evaluate.evaluate_checkpoint(config, str(tmp_path), model_fn=fake_run.model_fn,
-                                         loader_fn=fake_run.loader_fn)
+  results = evaluate.evaluate_checkpoint(
+    config, str(tmp_path), model_fn=fake_run.model_fn, loader_fn=fake_run.loader_fn
+  )
   assert results["fused"]["top1"] == pytest.approx(rows[4]["val_top1_fused"])
   assert results["spatial"]["top1"] == pytest.approx(rows[4]["val_top1_spatial"])
-  manager = ckpt.create_manager(tmp_path / "checkpoints", read_only=True,
-                                best_metric="val_top1_fused")
+  manager = ckpt.create_manager(
+    tmp_path / "checkpoints", read_only=True, best_metric="val_top1_fused"
+  )
   expected = max((2, 4, 6), key=lambda s: (rows[s]["val_top1_fused"], s))
   assert ckpt.resolve_step(manager, "best", metric="val_top1_fused") == expected
   manager.close()

@@ -55,32 +55,54 @@ def reference(tmp_path_factory):
 def test_two_processes_match_one(reference, tmp_path):
   """launch/local_multiprocess.py: 2 processes × 2 devices == 1 process × 4 devices."""
   config = CONFIG.replace("num_train_steps=30", "num_train_steps=3").replace(
-      "eval.run_after_training=False", "eval.run_after_training=True")
+    "eval.run_after_training=False", "eval.run_after_training=True"
+  )
   env = _env(2, PYTHONPATH=HERE + os.pathsep + os.environ.get("PYTHONPATH", ""))
   proc = subprocess.run(
-      [sys.executable, os.path.join(ROOT, "launch", "local_multiprocess.py"),
-       "--num_processes=2", "--devices_per_process=2", "--module=fake_run", "--",
-       f"--config={config}", f"--workdir={tmp_path}"],
-      env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    [
+      sys.executable,
+      os.path.join(ROOT, "launch", "local_multiprocess.py"),
+      "--num_processes=2",
+      "--devices_per_process=2",
+      "--module=fake_run",
+      "--",
+      f"--config={config}",
+      f"--workdir={tmp_path}",
+    ],
+    env=env,
+    cwd=ROOT,
+    capture_output=True,
+    text=True,
+    timeout=300,
+  )
   assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
   assert "[p0]" in proc.stdout and "[p1]" in proc.stdout
   multi, single = _losses(tmp_path), _losses(reference)
   assert sorted(multi) == [1, 2, 3]
-  np.testing.assert_allclose([multi[s] for s in (1, 2, 3)], [single[s] for s in (1, 2, 3)],
-                             rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(
+    [multi[s] for s in (1, 2, 3)], [single[s] for s in (1, 2, 3)], rtol=1e-5, atol=1e-5
+  )
   # Evaluation across processes counts each of the 10 examples exactly once.
   results = json.loads((tmp_path / "eval_results.json").read_text())
   assert results["num_examples"] == 10 and results["step"] == 3
   assert sum(map(sum, results["fused"]["confusion"])) == 10
   # Both processes wrote their own data-loader position into the checkpoint.
   data_dir = tmp_path / "checkpoints" / "3" / "data"
-  assert sorted(p.name for p in data_dir.glob("process_*")) == ["process_0-of-2.bin",
-                                                                 "process_1-of-2.bin"]
+  assert sorted(p.name for p in data_dir.glob("process_*")) == [
+    "process_0-of-2.bin",
+    "process_1-of-2.bin",
+  ]
 
 
 def test_kill9_then_restart_continues_identically(reference, tmp_path):
-  proc = subprocess.Popen(_cmd(tmp_path), env=_env(4, FAKE_BATCH_SLEEP="0.3"), cwd=ROOT,
-                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+  proc = subprocess.Popen(
+    _cmd(tmp_path),
+    env=_env(4, FAKE_BATCH_SLEEP="0.3"),
+    cwd=ROOT,
+    stdout=subprocess.DEVNULL,
+    stderr=subprocess.PIPE,
+    text=True,
+  )
   ckpt = tmp_path / "checkpoints"
   deadline = time.time() + 240
   killed_after = None
@@ -100,8 +122,9 @@ def test_kill9_then_restart_continues_identically(reference, tmp_path):
   resumed, uninterrupted = _losses(tmp_path), _losses(reference)
   assert sorted(resumed) == list(range(1, 31))
   steps = list(range(restored + 1, 31))
-  np.testing.assert_allclose([resumed[s] for s in steps], [uninterrupted[s] for s in steps],
-                             rtol=1e-6)
+  np.testing.assert_allclose(
+    [resumed[s] for s in steps], [uninterrupted[s] for s in steps], rtol=1e-6
+  )
 
 
 def test_checkpoint_from_4_devices_evaluates_on_1(reference, tmp_path):
@@ -119,6 +142,7 @@ def test_checkpoint_from_4_devices_evaluates_on_1(reference, tmp_path):
 
 def test_training_resumes_on_another_device_count(reference, tmp_path):
   import shutil
+
   workdir = tmp_path / "run"
   shutil.copytree(reference, workdir)
   config = CONFIG.replace("num_train_steps=30", "num_train_steps=32")
@@ -143,11 +167,22 @@ def test_sigterm_on_one_process_stops_both_at_the_same_saved_step(reference, tmp
     with socket.socket() as s:  # a free coordinator port for each launch
       s.bind(("127.0.0.1", 0))
       port = s.getsockname()[1]
-    return [subprocess.Popen(
-        _cmd(tmp_path, f"--coordinator_address=127.0.0.1:{port}", "--num_processes=2",
-             f"--process_id={i}"),
-        env=_env(2, **extra_env), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        text=True) for i in range(2)]
+    return [
+      subprocess.Popen(
+        _cmd(
+          tmp_path,
+          f"--coordinator_address=127.0.0.1:{port}",
+          "--num_processes=2",
+          f"--process_id={i}",
+        ),
+        env=_env(2, **extra_env),
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+      )
+      for i in range(2)
+    ]
 
   procs = launch({"FAKE_BATCH_SLEEP": "0.3"})
   deadline = time.time() + 240
@@ -172,5 +207,6 @@ def test_sigterm_on_one_process_stops_both_at_the_same_saved_step(reference, tmp
   resumed, uninterrupted = _losses(tmp_path), _losses(reference)
   assert sorted(resumed) == list(range(1, 31))
   steps = list(range(stopped_at + 1, 31))
-  np.testing.assert_allclose([resumed[s] for s in steps], [uninterrupted[s] for s in steps],
-                             rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(
+    [resumed[s] for s in steps], [uninterrupted[s] for s in steps], rtol=1e-5, atol=1e-5
+  )

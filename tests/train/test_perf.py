@@ -31,6 +31,7 @@ def test_device_peaks_and_mfu():
 def test_bfloat16_compute_reaches_the_model():
   from jaxact.config import get_base_config
   from jaxact.train import inputs
+
   config = get_base_config()
   config.compute_dtype = "bfloat16"
   model = inputs.create_model(config, num_classes=5)

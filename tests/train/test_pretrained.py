@@ -1,21 +1,23 @@
 """config.init_from: PyTorch files go through the models' converter, stream by stream."""
 
+import fake_run
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import fake_run
 from jaxact.train import mesh as mesh_lib
-from jaxact.train import optim
-from jaxact.train import pretrained
+from jaxact.train import optim, pretrained
 from jaxact.train import state as state_lib
 
 
 def _state():
   model = fake_run.TinyTwoStream(3)
-  spec = {k: jax.ShapeDtypeStruct(v.shape, v.dtype)
-          for k, v in fake_run.make_arrays(4).items() if k != "label"}
+  spec = {
+    k: jax.ShapeDtypeStruct(v.shape, v.dtype)
+    for k, v in fake_run.make_arrays(4).items()
+    if k != "label"
+  }
   config = fake_run.tiny_config()
   tx, _ = optim.create_optimizer(config.optimizer, 10, ["spatial", "temporal", "classifier"])
   mesh = mesh_lib.create_mesh()
@@ -25,6 +27,7 @@ def _state():
 
 def test_torch_weights_fill_each_stream(tmp_path, monkeypatch):
   from jaxact.models import convert
+
   model, tx, mesh, state, config = _state()
   weights = tmp_path / "imagenet.pth"
   weights.write_bytes(b"")
@@ -43,8 +46,9 @@ def test_torch_weights_fill_each_stream(tmp_path, monkeypatch):
   assert calls == [(str(weights), "cotnet", "spatial"), (str(weights), "cotnet", "temporal")]
   for stream in ("spatial", "temporal"):
     assert all(np.all(np.asarray(x) == 1) for x in jax.tree.leaves(new.params[stream]))
-  np.testing.assert_array_equal(new.params["classifier"]["kernel"],
-                                state.params["classifier"]["kernel"])
+  np.testing.assert_array_equal(
+    new.params["classifier"]["kernel"], state.params["classifier"]["kernel"]
+  )
   assert new.params["spatial"]["conv"]["kernel"].sharding.is_fully_replicated
 
 
@@ -74,18 +78,27 @@ def test_real_torch_file_initialises_both_streams_of_a_registry_model(tmp_path):
   torch = pytest.importorskip("torch", reason="needs torch (test extra)")
   transformers = pytest.importorskip("transformers", reason="needs transformers (test extra)")
   import jaxact.models as models
+
   torch.manual_seed(0)
   # ResNet-tiny: 16-channel stem, bottleneck widths 16…128, one block per stage.
-  net = transformers.ResNetForImageClassification(transformers.ResNetConfig(
-      embedding_size=16, hidden_sizes=[64, 128, 256, 512], depths=[1, 1, 1, 1],
-      layer_type="bottleneck", num_labels=7))
+  net = transformers.ResNetForImageClassification(
+    transformers.ResNetConfig(
+      embedding_size=16,
+      hidden_sizes=[64, 128, 256, 512],
+      depths=[1, 1, 1, 1],
+      layer_type="bottleneck",
+      num_labels=7,
+    )
+  )
   path = tmp_path / "resnet_tiny_hf.pth"
   torch.save(net.state_dict(), path)
   conv1 = net.state_dict()["resnet.embedder.embedder.convolution.weight"].numpy()  # OIHW
 
   model = models.create("two_stream_convlstm_tiny", num_classes=3)
-  spec = {"rgb": jax.ShapeDtypeStruct((4, 2, 32, 32, 3), jnp.float32),
-          "flow": jax.ShapeDtypeStruct((4, 2, 32, 32, 4), jnp.float32)}
+  spec = {
+    "rgb": jax.ShapeDtypeStruct((4, 2, 32, 32, 3), jnp.float32),
+    "flow": jax.ShapeDtypeStruct((4, 2, 32, 32, 4), jnp.float32),
+  }
   config = fake_run.tiny_config()
   mesh = mesh_lib.create_mesh()
   abstract = jax.eval_shape(lambda k: state_lib.init_variables(model, spec, k), jax.random.key(0))
@@ -103,7 +116,10 @@ def test_real_torch_file_initialises_both_streams_of_a_registry_model(tmp_path):
   np.testing.assert_allclose(flow_kernel, want, rtol=1e-5, atol=1e-7)
   # 7 ImageNet-style classes vs 3 here: each stream's fc stays fresh; the
   # ConvLSTM head is untouched.
-  np.testing.assert_array_equal(new.params["spatial"]["fc"]["kernel"],
-                                state.params["spatial"]["fc"]["kernel"])
-  for a, b in zip(jax.tree.leaves(new.params["convlstm"]), jax.tree.leaves(state.params["convlstm"])):
+  np.testing.assert_array_equal(
+    new.params["spatial"]["fc"]["kernel"], state.params["spatial"]["fc"]["kernel"]
+  )
+  for a, b in zip(
+    jax.tree.leaves(new.params["convlstm"]), jax.tree.leaves(state.params["convlstm"])
+  ):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))

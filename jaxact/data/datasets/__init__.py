@@ -25,11 +25,11 @@ from jaxact.data.config import DATASET_NAMES
 from jaxact.data.datasets import official_splits
 
 _MODULES = {
-    "ucf101": ("ucf101", "JaxactUcf101"),
-    "hmdb51": ("hmdb51", "JaxactHmdb51"),
-    "kinetics400": ("kinetics400", "JaxactKinetics400"),
-    "video_folder": ("video_folder", "JaxactVideoFolder"),
-    "synthetic_motion": ("synthetic_motion", "JaxactSyntheticMotion"),
+  "ucf101": ("ucf101", "JaxactUcf101"),
+  "hmdb51": ("hmdb51", "JaxactHmdb51"),
+  "kinetics400": ("kinetics400", "JaxactKinetics400"),
+  "video_folder": ("video_folder", "JaxactVideoFolder"),
+  "synthetic_motion": ("synthetic_motion", "JaxactSyntheticMotion"),
 }
 
 
@@ -47,8 +47,9 @@ class DatasetNotBuiltError(FileNotFoundError):
       cmd += f" --config {config}"
     where = data_dir or "the TFDS default data_dir"
     super().__init__(
-        f"dataset {name!r}{'/' + config if config else ''} is not built in "
-        f"{where}; build it with: {cmd}")
+      f"dataset {name!r}{'/' + config if config else ''} is not built in "
+      f"{where}; build it with: {cmd}"
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,6 +66,7 @@ class DatasetInfo:
       ... ``test3`` too.
     skipped: ``[{'split', 'path', 'reason'}]`` videos left out of the build.
   """
+
   name: str
   config: str
   path: str
@@ -79,10 +81,9 @@ class DatasetInfo:
 
 def short_name(name: str) -> str:
   """Accepts ``'ucf101'`` or ``'jaxact_ucf101'``; returns the short name."""
-  short = name[len("jaxact_"):] if name.startswith("jaxact_") else name
+  short = name[len("jaxact_") :] if name.startswith("jaxact_") else name
   if short not in DATASET_NAMES:
-    raise KeyError(f"unknown dataset {name!r}; known: "
-                   f"{', '.join(sorted(DATASET_NAMES))}")
+    raise KeyError(f"unknown dataset {name!r}; known: {', '.join(sorted(DATASET_NAMES))}")
   return short
 
 
@@ -100,18 +101,20 @@ def _data_dir(data_dir: str | os.PathLike | None) -> str:
   if data_dir:
     return os.path.expanduser(os.fspath(data_dir))
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+
   return os.fspath(tfds.core.constants.DATA_DIR)
 
 
-def prepared_dir(name: str, data_dir: str | os.PathLike | None,
-                 config: str = "") -> str | None:
+def prepared_dir(name: str, data_dir: str | os.PathLike | None, config: str = "") -> str | None:
   """Folder of the newest prepared version, or None if not built."""
-  root = os.path.join(_data_dir(data_dir), DATASET_NAMES[short_name(name)],
-                      config or default_config_name(name))
+  root = os.path.join(
+    _data_dir(data_dir), DATASET_NAMES[short_name(name)], config or default_config_name(name)
+  )
   if not os.path.isdir(root):
     return None
-  versions = [v for v in os.listdir(root)
-              if os.path.isfile(os.path.join(root, v, "dataset_info.json"))]
+  versions = [
+    v for v in os.listdir(root) if os.path.isfile(os.path.join(root, v, "dataset_info.json"))
+  ]
   if not versions:
     return None
   versions.sort(key=lambda v: tuple(int(x) for x in v.split(".")))
@@ -125,6 +128,7 @@ def _open_built(name: str, data_dir, config: str):
     DatasetNotBuiltError: with the build command, if it is not built.
   """
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+
   short = short_name(name)
   config = config or default_config_name(short)
   path = prepared_dir(short, data_dir, config)
@@ -138,8 +142,9 @@ def _official_splits(builder) -> dict[str, str]:
   return dict((builder.info.metadata or {}).get("official_splits", {}))
 
 
-def load_info(name: str, data_dir: str | os.PathLike | None = None,
-              config: str = "") -> DatasetInfo:
+def load_info(
+  name: str, data_dir: str | os.PathLike | None = None, config: str = ""
+) -> DatasetInfo:
   """Class names, split sizes and skipped files of a built dataset.
 
   Args:
@@ -153,13 +158,14 @@ def load_info(name: str, data_dir: str | os.PathLike | None = None,
   short, config, path, builder = _open_built(name, data_dir, config)
   info = builder.info
   sizes = {k: v.num_examples for k, v in info.splits.items()}
-  sizes.update(official_splits.official_split_sizes(
-      _official_splits(builder), sizes))
+  sizes.update(official_splits.official_split_sizes(_official_splits(builder), sizes))
   return DatasetInfo(
-      name=short, config=config, path=path,
-      class_names=tuple(info.features["label"].names),
-      split_sizes=sizes,
-      skipped=tuple(dict(s) for s in (info.metadata or {}).get("skipped", [])),
+    name=short,
+    config=config,
+    path=path,
+    class_names=tuple(info.features["label"].names),
+    split_sizes=sizes,
+    skipped=tuple(dict(s) for s in (info.metadata or {}).get("skipped", [])),
   )
 
 
@@ -180,18 +186,17 @@ def data_source(name: str, split: str, data_dir=None, config: str = ""):
     ValueError: a dataset built in another file format than ArrayRecord.
   """
   short, config, path, builder = _open_built(name, data_dir, config)
-  file_format = getattr(builder.info.file_format, "value",
-                        builder.info.file_format)
+  file_format = getattr(builder.info.file_format, "value", builder.info.file_format)
   if file_format not in (None, "array_record"):
     raise ValueError(
-        f"{path} was built as {file_format}, which has no random access; "
-        f"jaxact reads ArrayRecord: rebuild it without --file_format (the "
-        f"builders' default) or with --file_format array_record")
+      f"{path} was built as {file_format}, which has no random access; "
+      f"jaxact reads ArrayRecord: rebuild it without --file_format (the "
+      f"builders' default) or with --file_format array_record"
+    )
   official = _official_splits(builder)
   if split in official:
     return builder.as_data_source(split=official[split])
   if split not in builder.info.splits:
     known = sorted(set(builder.info.splits) | set(official))
-    raise KeyError(f"dataset {short!r}/{config} has no split {split!r}; it "
-                   f"has {', '.join(known)}")
+    raise KeyError(f"dataset {short!r}/{config} has no split {split!r}; it has {', '.join(known)}")
   return builder.as_data_source(split=split)

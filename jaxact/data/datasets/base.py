@@ -49,6 +49,7 @@ class VideoConfig(tfds.core.BuilderConfig):
       (one compilation per frame size); 0 = one call per video, all its
       pairs (fixed-length generated clips).
   """
+
   short_side: int = 256
   jpeg_quality: int = 90
   max_frames: int = 0
@@ -65,16 +66,22 @@ def official_split_configs() -> list[VideoConfig]:
   one official split each as plain ``train`` / ``test``.
   """
   return [VideoConfig(name="all", split=0)] + [
-      VideoConfig(name=f"split{i}", split=i) for i in (1, 2, 3)]
+    VideoConfig(name=f"split{i}", split=i) for i in (1, 2, 3)
+  ]
 
 
 # TV-L1 parameter sets: 'opencv' = OpenCV DualTVL1's defaults (the papers'
 # flow); 'fast' = a coarse solve for small generated clips (synthetic_motion):
 # ~10x cheaper, displacements underestimated but motion patterns intact.
 FLOW_PRESETS = {
-    "opencv": {},
-    "fast": dict(nscales=2, warps=1, inner_iterations=10, outer_iterations=1,
-                 median_filtering=1),
+  "opencv": {},
+  "fast": {
+    "nscales": 2,
+    "warps": 1,
+    "inner_iterations": 10,
+    "outer_iterations": 1,
+    "median_filtering": 1,
+  },
 }
 
 
@@ -91,6 +98,7 @@ def tvl1_flow(frames: np.ndarray, batch: int = 32, **params) -> np.ndarray:
     uint8 ``(T-1, H, W, 2)``: flow i→i+1 as (x, y), bound 20, 128 ≈ 0.
   """
   from jaxact import flow as flow_lib  # pylint: disable=g-import-not-at-top  (lazy)
+
   out = []
   n = len(frames) - 1
   # Few distinct shapes → few compilations: whole videos up to ``batch``
@@ -100,7 +108,7 @@ def tvl1_flow(frames: np.ndarray, batch: int = 32, **params) -> np.ndarray:
     idx = np.minimum(np.arange(start, start + batch), n - 1)  # pad: repeat
     f = flow_lib.tvl1(frames[idx], frames[idx + 1], **params)
     q = np.asarray(flow_lib.quantize(f, bound=20))
-    out.append(q[:min(batch, n - start)])
+    out.append(q[: min(batch, n - start)])
   if not out:
     return np.zeros((0,) + frames.shape[1:3] + (2,), np.uint8)
   return np.concatenate(out)
@@ -109,8 +117,7 @@ def tvl1_flow(frames: np.ndarray, batch: int = 32, **params) -> np.ndarray:
 def encode_jpeg(image: np.ndarray, quality: int) -> bytes:
   """uint8 ``(H, W, 3)`` or ``(H, W)`` → JPEG bytes (4:4:4 for RGB)."""
   buf = io.BytesIO()
-  Image.fromarray(image).save(buf, format="JPEG", quality=quality,
-                              subsampling=0)
+  Image.fromarray(image).save(buf, format="JPEG", quality=quality, subsampling=0)
   return buf.getvalue()
 
 
@@ -120,8 +127,9 @@ def decode_jpeg(data: bytes) -> np.ndarray:
     return np.asarray(im)
 
 
-def encode_example(frames: np.ndarray, flow: np.ndarray, *, label: int | str,
-                   video_id: str, quality: int) -> dict:
+def encode_example(
+  frames: np.ndarray, flow: np.ndarray, *, label: int | str, video_id: str, quality: int
+) -> dict:
   """Builds one TFDS example from decoded frames and their quantised flow.
 
   Args:
@@ -137,35 +145,37 @@ def encode_example(frames: np.ndarray, flow: np.ndarray, *, label: int | str,
   if len(frames) < 2:
     raise ValueError(f"{video_id}: {len(frames)} frame(s); flow needs >= 2")
   if flow.shape != (len(frames) - 1,) + frames.shape[1:3] + (2,):
-    raise ValueError(f"{video_id}: flow shape {flow.shape} does not match "
-                     f"frames {frames.shape} (expected T-1 flows)")
+    raise ValueError(
+      f"{video_id}: flow shape {flow.shape} does not match "
+      f"frames {frames.shape} (expected T-1 flows)"
+    )
   return {
-      "label": label,
-      "video_id": video_id,
-      "num_frames": len(frames),
-      "frames": [encode_jpeg(f, quality) for f in frames],
-      "flow_x": [encode_jpeg(f[..., 0], quality) for f in flow],
-      "flow_y": [encode_jpeg(f[..., 1], quality) for f in flow],
+    "label": label,
+    "video_id": video_id,
+    "num_frames": len(frames),
+    "frames": [encode_jpeg(f, quality) for f in frames],
+    "flow_x": [encode_jpeg(f[..., 0], quality) for f in flow],
+    "flow_y": [encode_jpeg(f[..., 1], quality) for f in flow],
   }
 
 
-def video_features(class_names: list[str] | None
-                   ) -> tfds.features.FeaturesDict:
+def video_features(class_names: list[str] | None) -> tfds.features.FeaturesDict:
   """The feature spec shared by all jaxact video datasets.
 
   ``class_names=None`` leaves the label names to be set once the manual dir
   is known (``tfds build`` passes it only at preparation time).
   """
-  encoded = tfds.features.Sequence(
-      tfds.features.Tensor(shape=(), dtype=np.object_))
-  return tfds.features.FeaturesDict({
+  encoded = tfds.features.Sequence(tfds.features.Tensor(shape=(), dtype=np.object_))
+  return tfds.features.FeaturesDict(
+    {
       "label": tfds.features.ClassLabel(names=class_names),
       "video_id": tfds.features.Text(),
       "num_frames": np.int32,
       "frames": encoded,
       "flow_x": encoded,
       "flow_y": encoded,
-  })
+    }
+  )
 
 
 class VideoBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
@@ -176,8 +186,9 @@ class VideoBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
   official download. ``file_format`` defaults to ``array_record``.
   """
 
-  def __init__(self, *, flow_fn: FlowFn | None = None,
-               manual_dir: str | os.PathLike | None = None, **kwargs):
+  def __init__(
+    self, *, flow_fn: FlowFn | None = None, manual_dir: str | os.PathLike | None = None, **kwargs
+  ):
     self._flow_fn = flow_fn
     self._manual_dir_arg = os.fspath(manual_dir) if manual_dir else None
     self._skipped: list[dict] = []
@@ -199,10 +210,10 @@ class VideoBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     except FileNotFoundError:  # manual dir known only at preparation
       names = None
     return tfds.core.DatasetInfo(
-        builder=self,
-        description=self.__doc__,
-        features=video_features(names),
-        metadata=tfds.core.MetadataDict(),
+      builder=self,
+      description=self.__doc__,
+      features=video_features(names),
+      metadata=tfds.core.MetadataDict(),
     )
 
   # --- helpers for subclasses ------------------------------------------------
@@ -217,8 +228,9 @@ class VideoBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         path = None
     if not path or not os.path.isdir(path):
       raise FileNotFoundError(
-          f"{self.name}: manual_dir {path!r} is not a folder; pass "
-          f"--manual_dir pointing at the official download")
+        f"{self.name}: manual_dir {path!r} is not a folder; pass "
+        f"--manual_dir pointing at the official download"
+      )
     return path
 
   def _split_generators(self, dl_manager):
@@ -238,15 +250,19 @@ class VideoBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
   def after_generation(self) -> None:
     """Hook run once all splits are written (e.g. collect Beam reports)."""
 
-  def encoder(self) -> "VideoEncoder":
+  def encoder(self) -> VideoEncoder:
     """The picklable per-video work (decode → TV-L1 → JPEG) of this build."""
     cfg = self.builder_config
     if self._flow_fn is None and cfg.flow_preset not in FLOW_PRESETS:
-      raise KeyError(f"unknown flow_preset {cfg.flow_preset!r}; known: "
-                     f"{sorted(FLOW_PRESETS)}")
-    return VideoEncoder(short_side=cfg.short_side, max_frames=cfg.max_frames,
-                        quality=cfg.jpeg_quality, flow_batch=cfg.flow_batch,
-                        flow_preset=cfg.flow_preset, flow_fn=self._flow_fn)
+      raise KeyError(f"unknown flow_preset {cfg.flow_preset!r}; known: {sorted(FLOW_PRESETS)}")
+    return VideoEncoder(
+      short_side=cfg.short_side,
+      max_frames=cfg.max_frames,
+      quality=cfg.jpeg_quality,
+      flow_batch=cfg.flow_batch,
+      flow_preset=cfg.flow_preset,
+      flow_fn=self._flow_fn,
+    )
 
   def skip(self, split: str, path: str, reason: str) -> None:
     """Records a skipped video (kept in metadata and printed)."""
@@ -267,8 +283,8 @@ class VideoBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     batcher = None
     if self._flow_fn is None and cfg.flow_batch > 0:
       from jaxact.flow.batching import FlowBatcher  # pylint: disable=g-import-not-at-top
-      batcher = FlowBatcher(batch_size=cfg.flow_batch,
-                            **FLOW_PRESETS[cfg.flow_preset])
+
+      batcher = FlowBatcher(batch_size=cfg.flow_batch, **FLOW_PRESETS[cfg.flow_preset])
     for key, source, label in items:
       frames, reason = encoder.decode(source)
       if frames is None:
@@ -285,17 +301,20 @@ class VideoBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
 
   def _download_and_prepare(self, dl_manager, download_config=None):  # pylint: disable=arguments-differ
     self._skipped = []
-    self._use_beam = bool(download_config is not None and (
-        download_config.beam_runner or download_config.beam_options))
+    self._use_beam = bool(
+      download_config is not None and (download_config.beam_runner or download_config.beam_options)
+    )
     super()._download_and_prepare(dl_manager, download_config=download_config)
     # self.data_dir is TFDS's temporary build directory here.
     rewrite_uncompressed(self.data_dir)
     from jaxact.data import record_index  # pylint: disable=g-import-not-at-top
+
     record_index.index_dataset(self.data_dir)  # byte-range reads of frames
     self.after_generation()
     self.info.metadata["skipped"] = list(self._skipped)
     self.info.metadata["config"] = dataclasses.asdict(
-        self.builder_config, dict_factory=_jsonable_dict)
+      self.builder_config, dict_factory=_jsonable_dict
+    )
     print(build_summary(self.info))
 
 
@@ -313,14 +332,14 @@ def rewrite_uncompressed(data_dir) -> int:
     The number of shards rewritten.
   """
   from array_record.python import array_record_module as ar  # pylint: disable=g-import-not-at-top
+
   directory = os.fspath(data_dir)
   if not os.path.isdir(directory):
     return 0
   count = 0
   for name in sorted(os.listdir(directory)):
     path = os.path.join(directory, name)
-    if (".array_record-" not in name or name.endswith(".uncompressed")
-        or not os.path.isfile(path)):
+    if ".array_record-" not in name or name.endswith(".uncompressed") or not os.path.isfile(path):
       continue
     reader = ar.ArrayRecordReader(path)
     if "uncompressed" in reader.writer_options_string():
@@ -344,6 +363,7 @@ class VideoEncoder:
   Picklable (Beam ships it to workers). Calling it returns ``(example,
   None)`` or ``(None, reason)`` for a video that must be skipped.
   """
+
   short_side: int
   max_frames: int
   quality: int
@@ -354,20 +374,21 @@ class VideoEncoder:
   def flow(self, frames: np.ndarray) -> np.ndarray:
     if self.flow_fn is not None:
       return self.flow_fn(frames)
-    return tvl1_flow(frames, batch=self.flow_batch,
-                     **FLOW_PRESETS[self.flow_preset])
+    return tvl1_flow(frames, batch=self.flow_batch, **FLOW_PRESETS[self.flow_preset])
 
   def decode(self, source):
     """Path or frames → ``(frames, None)`` or ``(None, skip reason)``."""
     from jaxact.data import video  # pylint: disable=g-import-not-at-top
+
     if isinstance(source, np.ndarray):
       frames = source
     else:
       if not os.path.exists(source):
         return None, "missing"
       try:
-        frames = video.read_video(source, short_side=self.short_side,
-                                  max_frames=self.max_frames or None)
+        frames = video.read_video(
+          source, short_side=self.short_side, max_frames=self.max_frames or None
+        )
       except video.VideoDecodeError as e:
         return None, e.reason
     if len(frames) < 2:
@@ -375,8 +396,7 @@ class VideoEncoder:
     return frames, None
 
   def encode(self, key: str, frames: np.ndarray, flow: np.ndarray, label):
-    return encode_example(frames, flow, label=label, video_id=key,
-                          quality=self.quality)
+    return encode_example(frames, flow, label=label, video_id=key, quality=self.quality)
 
   def __call__(self, key: str, source, label):
     """One video, start to end: ``(example, None)`` or ``(None, reason)``."""
@@ -387,8 +407,7 @@ class VideoEncoder:
 
 
 def _jsonable_dict(items) -> dict:
-  return {k: v for k, v in items
-          if isinstance(v, (int, float, str, bool, type(None)))}
+  return {k: v for k, v in items if isinstance(v, (int, float, str, bool, type(None)))}
 
 
 def build_summary(info: tfds.core.DatasetInfo) -> str:

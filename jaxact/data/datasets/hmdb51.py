@@ -33,8 +33,7 @@ import re
 
 import tensorflow_datasets as tfds
 
-from jaxact.data.datasets import base
-from jaxact.data.datasets import official_splits
+from jaxact.data.datasets import base, official_splits
 from jaxact.data.datasets.ucf101 import find_dir, read_lines
 
 SPLIT_DIR = "testTrainMulti_7030_splits"
@@ -69,13 +68,16 @@ def _video_root(root: str, some_class: str) -> str:
   for cand in [root] + [os.path.join(root, d) for d in sorted(os.listdir(root))]:
     if os.path.isdir(os.path.join(cand, some_class)):
       return cand
-  raise FileNotFoundError(f"{root}: no class folder {some_class!r} (expected "
-                          f"<class>/<video>.avi, see "
-                          f"jaxact/data/datasets/hmdb51.py)")
+  raise FileNotFoundError(
+    f"{root}: no class folder {some_class!r} (expected "
+    f"<class>/<video>.avi, see "
+    f"jaxact/data/datasets/hmdb51.py)"
+  )
 
 
-def official_roles(files: dict[str, dict[int, str]]
-                   ) -> list[tuple[str, int, tuple[str | None, ...]]]:
+def official_roles(
+  files: dict[str, dict[int, str]],
+) -> list[tuple[str, int, tuple[str | None, ...]]]:
   """Every video of the split files with its role in splits 1, 2, 3.
 
   Args:
@@ -115,9 +117,13 @@ class JaxactHmdb51(base.VideoBuilder):
     videos = _video_root(root, names[0])
     n = self.builder_config.split
     if n == 0:
-      return official_splits.partition_generators(self, [
+      return official_splits.partition_generators(
+        self,
+        [
           (rel, os.path.join(videos, rel), label, roles)
-          for rel, label, roles in official_roles(files)])
+          for rel, label, roles in official_roles(files)
+        ],
+      )
     items = {"train": [], "test": []}
     for label, cls in enumerate(names):
       if n not in files[cls]:
@@ -126,8 +132,7 @@ class JaxactHmdb51(base.VideoBuilder):
         if usage is not None:
           rel = f"{cls}/{video}"
           items[usage].append((rel, os.path.join(videos, rel), label))
-    return {split: self._generate_examples(v, split)
-            for split, v in items.items()}
+    return {split: self._generate_examples(v, split) for split, v in items.items()}
 
   def after_generation(self) -> None:
     official_splits.record_sizes(self.info)

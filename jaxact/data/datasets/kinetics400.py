@@ -43,8 +43,7 @@ def read_annotations(path: str) -> list[dict]:
     rows = list(csv.DictReader(f))
   for r in rows:
     if "youtube_id" not in r or "time_start" not in r:
-      raise ValueError(f"{path}: expected header label,youtube_id,"
-                       f"time_start,time_end,split")
+      raise ValueError(f"{path}: expected header label,youtube_id,time_start,time_end,split")
   return rows
 
 
@@ -61,8 +60,7 @@ class JaxactKinetics400(base.VideoBuilder):
   MANUAL_DOWNLOAD_INSTRUCTIONS = __doc__
 
   def _annotations(self, csv_name: str) -> list[dict]:
-    path = os.path.join(_root(self.manual_path), "annotations",
-                        f"{csv_name}.csv")
+    path = os.path.join(_root(self.manual_path), "annotations", f"{csv_name}.csv")
     if not os.path.isfile(path):
       raise FileNotFoundError(f"missing annotation file {path}")
     return read_annotations(path)
@@ -78,22 +76,22 @@ class JaxactKinetics400(base.VideoBuilder):
     for r in self._annotations(csv_name):
       label = r.get("label", "").strip()
       if label not in label_of:
-        raise ValueError(f"annotations/{csv_name}.csv: unknown label "
-                         f"{label!r} for {r['youtube_id']}")
+        raise ValueError(
+          f"annotations/{csv_name}.csv: unknown label {label!r} for {r['youtube_id']}"
+        )
       name = clip_name(r["youtube_id"], r["time_start"], r["time_end"])
-      items.append((f"{csv_name}/{name}", os.path.join(root, csv_name, name),
-                    label_of[label]))
+      items.append((f"{csv_name}/{name}", os.path.join(root, csv_name, name), label_of[label]))
     return items
 
   def split_generators(self):
     if self._use_beam:
       from jaxact.data.datasets import kinetics_beam  # pylint: disable=g-import-not-at-top
-      return {split: kinetics_beam.build_split(self, split, self._items(split))
-              for split in SPLITS}
-    return {split: self._generate_examples(self._items(split), split)
-            for split in SPLITS}
+
+      return {split: kinetics_beam.build_split(self, split, self._items(split)) for split in SPLITS}
+    return {split: self._generate_examples(self._items(split), split) for split in SPLITS}
 
   def after_generation(self) -> None:
     if self._use_beam:
       from jaxact.data.datasets import kinetics_beam  # pylint: disable=g-import-not-at-top
+
       kinetics_beam.collect_reports(self)

@@ -22,8 +22,9 @@ def _beam():
   try:
     import apache_beam as beam  # pylint: disable=g-import-not-at-top
   except ImportError as e:
-    raise ImportError("building with a Beam runner needs apache-beam: "
-                      "pip install 'jaxact[beam]'") from e
+    raise ImportError(
+      "building with a Beam runner needs apache-beam: pip install 'jaxact[beam]'"
+    ) from e
   return beam
 
 
@@ -40,8 +41,7 @@ class _EncodeOrReport:
     if example is None:
       beam.metrics.Metrics.counter("jaxact", f"skipped_{self.split}").inc()
       record = {"split": self.split, "path": path, "reason": reason}
-      (epath.Path(self.report_dir) / f"{uuid.uuid4().hex}.json").write_text(
-          json.dumps(record))
+      (epath.Path(self.report_dir) / f"{uuid.uuid4().hex}.json").write_text(json.dumps(record))
       return []
     beam.metrics.Metrics.counter("jaxact", f"clips_{self.split}").inc()
     return [(key, example)]
@@ -49,8 +49,13 @@ class _EncodeOrReport:
 
 def report_dir(builder) -> str:
   """A per-build folder for skip reports, on the data dir's file system."""
-  path = epath.Path(builder._data_dir_root) / ".jaxact_skip_reports" / (  # pylint: disable=protected-access
-      f"{builder.name}-{builder.builder_config.name}-{os.getpid()}")
+  path = (
+    epath.Path(builder._data_dir_root)
+    / ".jaxact_skip_reports"
+    / (  # pylint: disable=protected-access
+      f"{builder.name}-{builder.builder_config.name}-{os.getpid()}"
+    )
+  )
   path.mkdir(parents=True, exist_ok=True)
   return os.fspath(path)
 
@@ -73,8 +78,7 @@ def build_split(builder, split: str, items):
   if not hasattr(builder, "_beam_report_dir"):
     builder._beam_report_dir = report_dir(builder)  # pylint: disable=protected-access
   fn = _EncodeOrReport(builder.encoder(), builder._beam_report_dir, split)  # pylint: disable=protected-access
-  return (f"Create{split}" >> beam.Create(present)
-          | f"Encode{split}" >> beam.FlatMap(fn))
+  return f"Create{split}" >> beam.Create(present) | f"Encode{split}" >> beam.FlatMap(fn)
 
 
 def collect_reports(builder) -> None:

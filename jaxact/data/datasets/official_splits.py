@@ -52,8 +52,9 @@ def partition_name(roles: Sequence[str | None]) -> str | None:
   """
   for r in roles:
     if r not in _LETTERS:
-      raise ValueError(f"unknown role {r!r} in {tuple(roles)}; roles are "
-                       f"'train', 'test' or None (unused)")
+      raise ValueError(
+        f"unknown role {r!r} in {tuple(roles)}; roles are 'train', 'test' or None (unused)"
+      )
   if all(r is None for r in roles):
     return None
   return PREFIX + "".join(_LETTERS[r] for r in roles)
@@ -65,10 +66,11 @@ def partition_roles(name: str) -> tuple[str | None, ...]:
   >>> partition_roles("p_ute")
   (None, 'train', 'test')
   """
-  letters = name[len(PREFIX):] if name.startswith(PREFIX) else ""
+  letters = name[len(PREFIX) :] if name.startswith(PREFIX) else ""
   if not letters or any(c not in _ROLE_OF for c in letters):
-    raise ValueError(f"{name!r} is not a partition name ('p_' + letters "
-                     f"among t, e, u; e.g. 'p_ett')")
+    raise ValueError(
+      f"{name!r} is not a partition name ('p_' + letters among t, e, u; e.g. 'p_ett')"
+    )
   return tuple(_ROLE_OF[c] for c in letters)
 
 
@@ -102,20 +104,21 @@ def official_splits(partitions: Iterable[str]) -> dict[str, str]:
   return out
 
 
-def official_split_sizes(splits: Mapping[str, str],
-                         partition_sizes: Mapping[str, int]) -> dict[str, int]:
+def official_split_sizes(
+  splits: Mapping[str, str], partition_sizes: Mapping[str, int]
+) -> dict[str, int]:
   """Examples in each official split: the sum over its partitions.
 
   >>> official_split_sizes({"train1": "p_tt+p_te", "test1": "p_et"},
   ...                      {"p_tt": 5, "p_te": 2, "p_et": 3})
   {'train1': 7, 'test1': 3}
   """
-  return {name: sum(int(partition_sizes[p]) for p in spec.split("+"))
-          for name, spec in splits.items()}
+  return {
+    name: sum(int(partition_sizes[p]) for p in spec.split("+")) for name, spec in splits.items()
+  }
 
 
-def group_by_partition(videos: Iterable[Video]
-                       ) -> dict[str, list[tuple[str, str, int]]]:
+def group_by_partition(videos: Iterable[Video]) -> dict[str, list[tuple[str, str, int]]]:
   """``{partition: [(video_id, path, label)]}``, partitions sorted by name.
 
   Videos keep their input order within a partition; videos unused in every
@@ -159,12 +162,14 @@ def partition_generators(builder, videos: Iterable[Video]) -> dict[str, Iterator
     present.append((video_id, path, label, roles))
   groups = group_by_partition(present)
   if not groups:
-    raise FileNotFoundError(f"{builder.name}: none of the listed videos was "
-                            f"found under {builder.manual_path}")
+    raise FileNotFoundError(
+      f"{builder.name}: none of the listed videos was found under {builder.manual_path}"
+    )
   builder.info.metadata["official_splits"] = official_splits(groups)
-  return {name: _non_empty(builder, name,
-                           builder._generate_examples(items, name))  # pylint: disable=protected-access
-          for name, items in groups.items()}
+  return {
+    name: _non_empty(builder, name, builder._generate_examples(items, name))  # pylint: disable=protected-access
+    for name, items in groups.items()
+  }
 
 
 def _non_empty(builder, name: str, examples: Iterator) -> Iterator:
@@ -175,11 +180,14 @@ def _non_empty(builder, name: str, examples: Iterator) -> Iterator:
     count += 1
     yield example
   if not count:
-    skipped = [f"{s['path']}: {s['reason']}"
-               for s in builder.info.metadata.get("skipped", [])
-               if s["split"] == name]
-    raise ValueError(f"partition {name}: every video was skipped, nothing to "
-                     f"store ({'; '.join(skipped[:5])})")
+    skipped = [
+      f"{s['path']}: {s['reason']}"
+      for s in builder.info.metadata.get("skipped", [])
+      if s["split"] == name
+    ]
+    raise ValueError(
+      f"partition {name}: every video was skipped, nothing to store ({'; '.join(skipped[:5])})"
+    )
 
 
 def record_sizes(info) -> None:

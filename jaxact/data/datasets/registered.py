@@ -9,8 +9,3 @@ jaxact itself never imports this module; it loads builders lazily through
 """
 
 # pylint: disable=unused-import
-from jaxact.data.datasets import hmdb51
-from jaxact.data.datasets import kinetics400
-from jaxact.data.datasets import synthetic_motion
-from jaxact.data.datasets import ucf101
-from jaxact.data.datasets import video_folder

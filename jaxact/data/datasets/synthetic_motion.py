@@ -23,14 +23,24 @@ from PIL import Image, ImageDraw
 
 from jaxact.data.datasets import base
 
-CLASSES = ("right", "left", "up", "down", "rotate_cw", "rotate_ccw",
-           "zoom_in", "zoom_out", "static")
+CLASSES = (
+  "right",
+  "left",
+  "up",
+  "down",
+  "rotate_cw",
+  "rotate_ccw",
+  "zoom_in",
+  "zoom_out",
+  "static",
+)
 
 
 @dataclasses.dataclass(eq=False)
 class SyntheticConfig(base.VideoConfig):
   """Attributes: size (frame side), frames per clip, clips, train fraction,
   seed."""
+
   size: int = 64
   frames: int = 16
   clips: int = 360
@@ -41,8 +51,7 @@ class SyntheticConfig(base.VideoConfig):
 def _texture(rng: np.random.Generator, side: int) -> Image.Image:
   """A random RGB texture ``side``×``side``: coloured smooth noise + discs."""
   coarse = rng.random((side // 8 + 2, side // 8 + 2, 3))
-  img = Image.fromarray((coarse * 255).astype(np.uint8)).resize(
-      (side, side), Image.BICUBIC)
+  img = Image.fromarray((coarse * 255).astype(np.uint8)).resize((side, side), Image.BICUBIC)
   fine = rng.integers(0, 48, (side, side, 3))
   arr = np.clip(np.asarray(img, np.int32) + fine - 24, 0, 255).astype(np.uint8)
   img = Image.fromarray(arr)
@@ -78,8 +87,7 @@ def _affine(label: str, t: float, speed: float) -> tuple[float, float, float]:
   return dx, dy, angle, scale
 
 
-def render_clip(label: int, rng: np.random.Generator, *, size: int,
-                frames: int) -> np.ndarray:
+def render_clip(label: int, rng: np.random.Generator, *, size: int, frames: int) -> np.ndarray:
   """Renders one clip of class ``CLASSES[label]``.
 
   Args:
@@ -106,8 +114,7 @@ def render_clip(label: int, rng: np.random.Generator, *, size: int,
     # c0 - d + R(-a) p / s: content moves by +d, rotates by +a, grows by s.
     cos, sin = np.cos(a) / scale, np.sin(a) / scale
     ox, oy = size / 2, size / 2
-    m = (cos, sin, cx0 - dx - cos * ox - sin * oy,
-         -sin, cos, cy0 - dy + sin * ox - cos * oy)
+    m = (cos, sin, cx0 - dx - cos * ox - sin * oy, -sin, cos, cy0 - dy + sin * ox - cos * oy)
     frame = tex.transform((size, size), Image.AFFINE, m, Image.BILINEAR)
     out[t] = np.asarray(frame)
   return out
@@ -117,20 +124,19 @@ class JaxactSyntheticMotion(base.VideoBuilder):
   """Generated motion-pattern clips (random appearance, class = motion)."""
 
   VERSION = tfds.core.Version("1.0.0")
-  BUILDER_CONFIGS = [SyntheticConfig(name="default", short_side=64,
-                                     flow_preset="fast", flow_batch=0)]
+  BUILDER_CONFIGS = [
+    SyntheticConfig(name="default", short_side=64, flow_preset="fast", flow_batch=0)
+  ]
 
   def class_names(self) -> list[str]:
     return list(CLASSES)
 
   def split_generators(self):
     cfg = self.builder_config
-    num_train = int(round(cfg.clips * cfg.train_fraction))
-    splits = {"train": self._generate_examples(self._items(0, num_train),
-                                               "train")}
+    num_train = round(cfg.clips * cfg.train_fraction)
+    splits = {"train": self._generate_examples(self._items(0, num_train), "train")}
     if num_train < cfg.clips:  # TFDS cannot write an empty split
-      splits["test"] = self._generate_examples(
-          self._items(num_train, cfg.clips), "test")
+      splits["test"] = self._generate_examples(self._items(num_train, cfg.clips), "test")
     return splits
 
   def _items(self, start: int, stop: int):

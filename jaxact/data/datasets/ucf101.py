@@ -35,8 +35,7 @@ import os
 
 import tensorflow_datasets as tfds
 
-from jaxact.data.datasets import base
-from jaxact.data.datasets import official_splits
+from jaxact.data.datasets import base, official_splits
 
 LIST_DIR = "ucfTrainTestlist"
 VIDEO_DIR = "UCF-101"
@@ -44,7 +43,7 @@ VIDEO_DIR = "UCF-101"
 
 def read_lines(path: str) -> list[str]:
   """Non-empty lines of a text file, CR/LF and surrounding spaces stripped."""
-  with open(path, "r", encoding="utf-8-sig", newline="") as f:
+  with open(path, encoding="utf-8-sig", newline="") as f:
     return [ln.strip() for ln in f.read().splitlines() if ln.strip()]
 
 
@@ -61,8 +60,7 @@ def parse_class_ind(path: str) -> list[str]:
   return [n for _, n in pairs]
 
 
-def parse_split_list(path: str, class_names: list[str]
-                     ) -> list[tuple[str, int]]:
+def parse_split_list(path: str, class_names: list[str]) -> list[tuple[str, int]]:
   """A train or test list → ``[(relative path, label)]``.
 
   Train lines hold ``"<path> <1-based id>"``; test lines only the path, the
@@ -75,12 +73,13 @@ def parse_split_list(path: str, class_names: list[str]
     rel = parts[0].replace("\\", "/")
     folder = rel.split("/")[0].lower()
     if folder not in by_lower:
-      raise ValueError(f"{path}: class folder {rel.split('/')[0]!r} is not in "
-                       f"classInd.txt")
+      raise ValueError(f"{path}: class folder {rel.split('/')[0]!r} is not in classInd.txt")
     label = by_lower[folder]
     if len(parts) > 1 and int(parts[1]) - 1 != label:
-      raise ValueError(f"{path}: {rel} has label {parts[1]} but its folder is "
-                       f"class {label + 1} ({class_names[label]})")
+      raise ValueError(
+        f"{path}: {rel} has label {parts[1]} but its folder is "
+        f"class {label + 1} ({class_names[label]})"
+      )
     out.append((rel, label))
   return out
 
@@ -109,17 +108,22 @@ class CaseInsensitiveIndex:
 def find_dir(root: str, name: str) -> str:
   """``root/name`` or ``root/*/name`` (archives sometimes add a level)."""
   cand = [os.path.join(root, name)]
-  cand += [os.path.join(root, d, name) for d in sorted(os.listdir(root))
-           if os.path.isdir(os.path.join(root, d))]
+  cand += [
+    os.path.join(root, d, name)
+    for d in sorted(os.listdir(root))
+    if os.path.isdir(os.path.join(root, d))
+  ]
   for c in cand:
     if os.path.isdir(c):
       return c
-  raise FileNotFoundError(f"{root}: no {name}/ folder (expected the official "
-                          f"layout, see jaxact/data/datasets/ucf101.py)")
+  raise FileNotFoundError(
+    f"{root}: no {name}/ folder (expected the official layout, see jaxact/data/datasets/ucf101.py)"
+  )
 
 
-def official_roles(lists: str, class_names: list[str]
-                   ) -> list[tuple[str, int, tuple[str | None, ...]]]:
+def official_roles(
+  lists: str, class_names: list[str]
+) -> list[tuple[str, int, tuple[str | None, ...]]]:
   """Every video of the three official splits with its role in each.
 
   Args:
@@ -133,14 +137,11 @@ def official_roles(lists: str, class_names: list[str]
   """
   videos: dict[str, tuple[str, int, list]] = {}
   for n in (1, 2, 3):
-    for role, fname in (("train", f"trainlist0{n}.txt"),
-                        ("test", f"testlist0{n}.txt")):
-      for rel, label in parse_split_list(os.path.join(lists, fname),
-                                         class_names):
+    for role, fname in (("train", f"trainlist0{n}.txt"), ("test", f"testlist0{n}.txt")):
+      for rel, label in parse_split_list(os.path.join(lists, fname), class_names):
         _, _, roles = videos.setdefault(rel.lower(), (rel, label, [None] * 3))
         if roles[n - 1] is not None:
-          raise ValueError(f"{rel} is listed twice in split {n} "
-                           f"({roles[n - 1]} and {role})")
+          raise ValueError(f"{rel} is listed twice in split {n} ({roles[n - 1]} and {role})")
         roles[n - 1] = role
   return [(rel, label, tuple(roles)) for rel, label, roles in videos.values()]
 
@@ -153,8 +154,7 @@ class JaxactUcf101(base.VideoBuilder):
   MANUAL_DOWNLOAD_INSTRUCTIONS = __doc__
 
   def class_names(self) -> list[str]:
-    return parse_class_ind(os.path.join(
-        find_dir(self.manual_path, LIST_DIR), "classInd.txt"))
+    return parse_class_ind(os.path.join(find_dir(self.manual_path, LIST_DIR), "classInd.txt"))
 
   def split_generators(self):
     root = self.manual_path
@@ -163,14 +163,19 @@ class JaxactUcf101(base.VideoBuilder):
     videos = CaseInsensitiveIndex(find_dir(root, VIDEO_DIR))
     n = self.builder_config.split
     if n == 0:
-      return official_splits.partition_generators(self, [
+      return official_splits.partition_generators(
+        self,
+        [
           (rel, videos.resolve(rel), label, roles)
-          for rel, label, roles in official_roles(lists, names)])
+          for rel, label, roles in official_roles(lists, names)
+        ],
+      )
     out = {}
-    for split, fname in (("train", f"trainlist0{n}.txt"),
-                         ("test", f"testlist0{n}.txt")):
-      items = [(rel, videos.resolve(rel), label) for rel, label in
-               parse_split_list(os.path.join(lists, fname), names)]
+    for split, fname in (("train", f"trainlist0{n}.txt"), ("test", f"testlist0{n}.txt")):
+      items = [
+        (rel, videos.resolve(rel), label)
+        for rel, label in parse_split_list(os.path.join(lists, fname), names)
+      ]
       out[split] = self._generate_examples(items, split)
     return out
 

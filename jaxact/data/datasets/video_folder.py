@@ -30,8 +30,7 @@ SPLIT_FILES = ("train", "val", "validation", "test")
 
 
 def _is_frame_folder(path: str) -> bool:
-  return os.path.isdir(path) and any(
-      f.lower().endswith(IMAGE_EXTS) for f in os.listdir(path))
+  return os.path.isdir(path) and any(f.lower().endswith(IMAGE_EXTS) for f in os.listdir(path))
 
 
 def list_videos(root: str, class_names: list[str]) -> list[tuple[str, int]]:
@@ -55,9 +54,9 @@ class JaxactVideoFolder(base.VideoBuilder):
 
   def class_names(self) -> list[str]:
     root = self.manual_path
-    names = sorted(d for d in os.listdir(root)
-                   if os.path.isdir(os.path.join(root, d))
-                   and not d.startswith("."))
+    names = sorted(
+      d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)) and not d.startswith(".")
+    )
     if not names:
       raise FileNotFoundError(f"{root}: no class sub-folders")
     return names
@@ -66,8 +65,11 @@ class JaxactVideoFolder(base.VideoBuilder):
     root = self.manual_path
     names = self.info.features["label"].names
     label_of = {n: i for i, n in enumerate(names)}
-    lists = {s: os.path.join(root, f"{s}.txt") for s in SPLIT_FILES
-             if os.path.isfile(os.path.join(root, f"{s}.txt"))}
+    lists = {
+      s: os.path.join(root, f"{s}.txt")
+      for s in SPLIT_FILES
+      if os.path.isfile(os.path.join(root, f"{s}.txt"))
+    }
     if not lists:
       splits = {"train": list_videos(root, names)}
     else:
@@ -78,17 +80,20 @@ class JaxactVideoFolder(base.VideoBuilder):
           rel = ln.split()[0].replace("\\", "/").strip("/")
           cls = rel.split("/")[0]
           if cls not in label_of:
-            raise ValueError(f"{path}: {rel!r} is not under a class folder "
-                             f"({', '.join(names)})")
+            raise ValueError(f"{path}: {rel!r} is not under a class folder ({', '.join(names)})")
           entries.append((rel, label_of[cls]))
         splits[split] = entries
-    return {split: self._generate_examples(
-        [(rel, os.path.join(root, rel), label) for rel, label in entries],
-        split) for split, entries in splits.items()}
+    return {
+      split: self._generate_examples(
+        [(rel, os.path.join(root, rel), label) for rel, label in entries], split
+      )
+      for split, entries in splits.items()
+    }
 
   def _generate_examples(self, items, split):
     # Frame folders are decoded here; files go through the shared path.
     from jaxact.data import video  # pylint: disable=g-import-not-at-top
+
     cfg = self.builder_config
 
     def resolved():
@@ -102,7 +107,7 @@ class JaxactVideoFolder(base.VideoBuilder):
           self.skip(split, path, e.reason)
           continue
         if cfg.max_frames:
-          frames = frames[:cfg.max_frames]
+          frames = frames[: cfg.max_frames]
         if len(frames) < 2:
           self.skip(split, path, f"{len(frames)} frame(s)")
           continue
