@@ -9,8 +9,10 @@ jaxact itself never imports this module; it loads builders lazily through
 """
 
 # pylint: disable=unused-import
-from jaxact.data.datasets import hmdb51  # noqa: F401
-from jaxact.data.datasets import kinetics400  # noqa: F401
-from jaxact.data.datasets import synthetic_motion  # noqa: F401
-from jaxact.data.datasets import ucf101  # noqa: F401
-from jaxact.data.datasets import video_folder  # noqa: F401
+from jaxact.data.datasets import (
+  hmdb51,  # noqa: F401
+  kinetics400,  # noqa: F401
+  synthetic_motion,  # noqa: F401
+  ucf101,  # noqa: F401
+  video_folder,  # noqa: F401
+)
