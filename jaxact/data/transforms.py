@@ -341,6 +341,10 @@ TRAIN_AUGMENTS = {
 }
 
 
+# Views per clip that evaluation can take (centre; 3 along the long side; 10).
+EVAL_CROPS = (1, 3, 10)
+
+
 def eval_crops(rgb, flow, *, size: int, num_crops: int):
   """Multi-crop views ``(C, T, size, size, ·)`` of an already resized clip.
 

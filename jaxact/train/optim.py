@@ -22,8 +22,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
-_OPTIMIZERS = ("sgd", "adam", "adamw")
-_SCHEDULES = ("constant", "step", "cosine")
+OPTIMIZERS = ("sgd", "adam", "adamw")
+SCHEDULES = ("constant", "step", "cosine")
 
 
 def create_schedule(cfg: Any, num_train_steps: int) -> optax.Schedule:
@@ -45,7 +45,7 @@ def create_schedule(cfg: Any, num_train_steps: int) -> optax.Schedule:
   elif cfg.schedule == "cosine":
     sched = optax.cosine_decay_schedule(base, max(1, num_train_steps - cfg.warmup_steps))
   else:
-    raise ValueError(f"config.optimizer.schedule={cfg.schedule!r}; choose one of {_SCHEDULES}")
+    raise ValueError(f"config.optimizer.schedule={cfg.schedule!r}; choose one of {SCHEDULES}")
   if cfg.warmup_steps:
     warm = optax.linear_schedule(0.0, base, int(cfg.warmup_steps))
     sched = optax.join_schedules([warm, sched], [int(cfg.warmup_steps)])
@@ -64,7 +64,7 @@ def _base_optimizer(cfg: Any, lr: optax.Schedule) -> optax.GradientTransformatio
     return optax.chain(*parts)
   if cfg.name == "adamw":
     return optax.adamw(lr, b1=cfg.b1, b2=cfg.b2, eps=cfg.eps, weight_decay=wd)
-  raise ValueError(f"config.optimizer.name={cfg.name!r}; choose one of {_OPTIMIZERS}")
+  raise ValueError(f"config.optimizer.name={cfg.name!r}; choose one of {OPTIMIZERS}")
 
 
 def _scaled(schedule: optax.Schedule, factor: float) -> optax.Schedule:

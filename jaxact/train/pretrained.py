@@ -28,6 +28,10 @@ from jaxact.train.state import TrainState
 log = logging.getLogger(__name__)
 
 
+# config.init_from.kind: 'auto' picks 'orbax' for a directory, 'torch' for a file.
+KINDS = ("auto", "orbax", "torch")
+
+
 class InitFromError(ValueError):
   """``config.init_from`` points to nothing usable; the message says why."""
 
