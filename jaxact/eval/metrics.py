@@ -4,6 +4,10 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+# Streams whose view-averaged scores late fusion can weigh: ``head`` is the
+# network's own fused classifier, ``spatial``/``temporal`` each stream's.
+FUSION_STREAMS = ("head", "spatial", "temporal")
+
 
 def topk_accuracy(scores: np.ndarray, labels: np.ndarray, k: int) -> float:
   """Fraction of rows whose label is among the ``k`` highest scores.
