@@ -60,7 +60,7 @@ def get_config(arg: str | None = None):
   c.optimizer.grad_clip_norm = 5.0
   # Train the fused head and each stream's own classifier, so that the three
   # accuracies can be compared.
-  c.loss.fused_weight = 1.0
+  c.loss.head_weight = 1.0
   c.loss.spatial_weight = 1.0
   c.loss.temporal_weight = 1.0
   # Score the 72 test clips at every checkpoint (seconds) and keep the best.

@@ -84,10 +84,10 @@ def get_base_config() -> ml_collections.ConfigDict:
     }
   )
   c.loss = ml_collections.ConfigDict(
-    {"fused_weight": 1.0, "spatial_weight": 0.0, "temporal_weight": 0.0, "label_smoothing": 0.0}
+    {"head_weight": 1.0, "spatial_weight": 0.0, "temporal_weight": 0.0, "label_smoothing": 0.0}
   )
   c.checkpoint = ml_collections.ConfigDict(
-    {"max_to_keep": 3, "best_metric": "top1_fused", "best_mode": "max", "async_save": True}
+    {"max_to_keep": 3, "best_metric": "top1_head", "best_mode": "max", "async_save": True}
   )
   c.init_from = ml_collections.ConfigDict(
     {
@@ -141,7 +141,7 @@ def validate(
   device_count: int,
   process_count: int = 1,
   mode: str = "train",
-  check_dataset: bool = True,
+  check_dataset: bool = False,
 ) -> None:
   """Check ``config`` before running; raise :class:`ConfigError` on the first problem.
 
@@ -222,7 +222,7 @@ def validate(
   )
   _check(opt.learning_rate > 0, f"config.optimizer.learning_rate={opt.learning_rate} must be > 0")
   _check(
-    any(config.loss[f"{k}_weight"] for k in ("fused", "spatial", "temporal")),
+    any(config.loss[f"{k}_weight"] for k in ("head", "spatial", "temporal")),
     "config.loss: every loss weight is 0, nothing would be trained",
   )
   weights = dict(config.eval.fusion_weights)
@@ -364,8 +364,8 @@ def paper_a_config(dataset: str, split: int = 0, smoke: bool = False):
   c.optimizer.schedule = "step"
   c.optimizer.decay_steps = (450,)
   c.optimizer.decay_factor = 0.1
-  c.loss.fused_weight = 1.0
-  c.checkpoint.best_metric = "top1_fused"
+  c.loss.head_weight = 1.0
+  c.checkpoint.best_metric = "top1_head"
   c.init_from.kind = "torch"
   c.init_from.layout = "cotnet"
   c.eval.batch_size = 32
@@ -424,7 +424,7 @@ def paper_b_config(dataset: str, split: int, stage: int, smoke: bool = False):
     # "÷10 when the accuracy saturates": at fixed steps here (no plateau detection).
     c.optimizer.schedule = "step"
     c.optimizer.decay_steps = (3000, 5000)
-    c.loss.fused_weight = 0.0
+    c.loss.head_weight = 0.0
     c.loss.spatial_weight = 1.0
     c.loss.temporal_weight = 1.0
     c.checkpoint.best_metric = "top1_temporal"
@@ -442,8 +442,8 @@ def paper_b_config(dataset: str, split: int, stage: int, smoke: bool = False):
     c.optimizer.learning_rate = 5e-5
     c.optimizer.weight_decay = 0.0
     c.optimizer.frozen = ("spatial", "temporal")
-    c.loss.fused_weight = 1.0
-    c.checkpoint.best_metric = "top1_fused"
+    c.loss.head_weight = 1.0
+    c.checkpoint.best_metric = "top1_head"
     c.init_from.kind = "orbax"
     c.eval.fusion_weights.head = 1.0
   c.eval.batch_size = 16
@@ -471,3 +471,8 @@ def smoke_overrides(c) -> None:
   c.eval.batch_size = 4
   c.progress_bar = False
   c.init_from.path = ""
+
+
+def validate_dataset(config: Any, *, mode: str = "train") -> None:
+  """The dataset is built and has the configured splits (interim; see the config branch)."""
+  validate(config, device_count=1, mode=mode, check_dataset=True)

@@ -13,10 +13,23 @@ runs the same command; see ``launch/README.md``.
 
 import logging
 import os
+import socket
 import sys
+import time
 
+import jax
 from absl import app, flags
 from ml_collections import config_flags
+
+from jaxact import config as config_lib
+from jaxact.data.datasets import DatasetNotBuiltError
+from jaxact.eval import evaluate
+from jaxact.models.convert import WeightImportError
+from jaxact.runtime import inputs
+from jaxact.runtime import mesh as mesh_lib
+from jaxact.runtime.checkpoint import CheckpointError
+from jaxact.train import loop
+from jaxact.train.pretrained import InitFromError
 
 _DEMO = os.path.join(
   os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "demo.py"
@@ -61,8 +74,6 @@ def _auto_multiprocess() -> bool:
 
 
 def _initialize_distributed() -> None:
-  import jax
-
   explicit = _COORDINATOR.value or _NUM_PROCESSES.value or _PROCESS_ID.value is not None
   if explicit:
     if not (_COORDINATOR.value and _NUM_PROCESSES.value and _PROCESS_ID.value is not None):
@@ -107,9 +118,6 @@ def _initialize_distributed() -> None:
 
 def _reachable(address: str, timeout_s: float) -> bool:
   """Whether a TCP connection to ``host:port`` succeeds within ``timeout_s``."""
-  import socket
-  import time
-
   host, _, port = address.rpartition(":")
   deadline = time.monotonic() + timeout_s
   while True:
@@ -122,49 +130,98 @@ def _reachable(address: str, timeout_s: float) -> bool:
       time.sleep(0.5)
 
 
-def _user_errors() -> tuple[type[BaseException], ...]:
-  from jaxact.config import ConfigError
-  from jaxact.data.datasets import DatasetNotBuiltError
-  from jaxact.train.loop import NonFiniteLossError
-  from jaxact.train.pretrained import InitFromError
-
-  errors = [ConfigError, DatasetNotBuiltError, NonFiniteLossError, InitFromError, FileNotFoundError]
-  try:
-    from jaxact.models.convert import WeightImportError
-
-    errors.append(WeightImportError)
-  except ImportError:
-    pass
-  return tuple(errors)
+class WorkdirError(ValueError):
+  """``--workdir`` cannot hold a run (a file, or not writable)."""
 
 
-def run(config, workdir: str, mode: str, **factories) -> None:
-  """Validate ``config`` and train or evaluate (what ``main`` does after flags).
+# A user's mistake, reported in one line (exit status 1) instead of a traceback.
+USER_ERRORS = (
+  config_lib.ConfigError,
+  DatasetNotBuiltError,
+  loop.NonFiniteLossError,
+  InitFromError,
+  WeightImportError,
+  CheckpointError,
+  WorkdirError,
+  FileNotFoundError,
+)
 
-  ``factories`` (``model_fn``, ``loader_fn``) replace the registry model and
-  the Grain loader (custom networks or data; the tests' tiny fakes).
+
+def check_workdir(workdir: str, mode: str) -> None:
+  """Create ``workdir`` for training; it must be a writable directory.
+
+  Raises:
+    WorkdirError: it is a file, or cannot be created or written.
+    FileNotFoundError: ``--mode eval`` of a directory that does not exist.
   """
-  import jax
+  if os.path.exists(workdir) and not os.path.isdir(workdir):
+    raise WorkdirError(f"--workdir={workdir} is a file, not a directory; choose another path")
+  if mode == "eval" and not os.path.isdir(workdir):
+    raise FileNotFoundError(
+      f"No checkpoint in {workdir}: it does not exist. Train first (--mode train) or point "
+      "--workdir at a trained run."
+    )
+  try:
+    os.makedirs(workdir, exist_ok=True)
+  except OSError as e:
+    raise WorkdirError(f"cannot create --workdir={workdir}: {e.strerror}") from None
+  if not os.access(workdir, os.W_OK | os.X_OK):
+    raise WorkdirError(f"--workdir={workdir} is not writable by this user; choose another path")
 
-  from jaxact import config as config_lib
-  from jaxact.eval import evaluate
-  from jaxact.train import loop
 
+def run(config, workdir: str, mode: str, *, model_fn=None, loader_fn=None) -> dict | None:
+  """Validate ``config``, then train and/or evaluate (what ``main`` does after flags).
+
+  Args:
+    config: the experiment config.
+    workdir: the run directory.
+    mode: ``'train'`` (then evaluate, unless ``eval.run_after_training`` is
+      off) or ``'eval'``.
+    model_fn: ``(config, num_classes) -> flax Module``; default
+      ``jaxact.runtime.inputs.build_model`` (the registry model).
+    loader_fn: ``(config, *, train) -> Loader``; default: the config's
+      dataset through the Grain pipeline, built first when
+      ``config.build_dataset`` is set.
+
+  Returns:
+    The evaluation results, or None (no evaluation, or training stopped by
+    a signal after saving).
+  """
   config_lib.validate(
-    config,
-    device_count=jax.device_count(),
-    process_count=jax.process_count(),
-    mode=mode,
-    check_dataset="loader_fn" not in factories,
+    config, device_count=jax.device_count(), process_count=jax.process_count(), mode=mode
   )
+  check_workdir(workdir, mode)
+  if loader_fn is None:
+    if config.build_dataset:
+      inputs.ensure_dataset(config)
+    config_lib.validate_dataset(config, mode=mode)
+    loader_fn = inputs.open_loader
+  model_fn = model_fn or inputs.build_model
+  mesh = mesh_lib.create_mesh()
+  model = None
   if mode == "train":
-    loop.train_and_evaluate(config, workdir, **factories)
-  else:
-    evaluate.evaluate_checkpoint(config, workdir, **factories)
+    train_loader = loader_fn(config, train=True)
+    model = model_fn(config, train_loader.num_classes)
+    validation_loader = (
+      loader_fn(config, train=False) if config.eval.validate_at_checkpoints else None
+    )
+    finished = loop.train(
+      config,
+      workdir,
+      model=model,
+      loader=train_loader,
+      mesh=mesh,
+      validation_loader=validation_loader,
+    )
+    if not (finished and config.eval.run_after_training):
+      return None
+  eval_loader = loader_fn(config, train=False)
+  model = model or model_fn(config, eval_loader.num_classes)
+  return evaluate.evaluate_checkpoint(config, workdir, model=model, loader=eval_loader, mesh=mesh)
 
 
 def main(argv, **factories) -> None:
-  """absl entry point; ``factories`` as in :func:`run`."""
+  """absl entry point; ``factories`` (``model_fn``, ``loader_fn``) as in :func:`run`."""
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
   logging.getLogger("jaxact").setLevel(logging.INFO)
@@ -176,13 +233,16 @@ def main(argv, **factories) -> None:
     lines = [l.strip() for l in str(e).splitlines() if l.strip()]
     print(f"jaxact: error: cannot load --config: {lines[-1] if lines else e}", file=sys.stderr)
     sys.exit(2)
-  _initialize_distributed()
-  workdir = os.path.abspath(os.path.expanduser(_WORKDIR.value))
   try:
+    _initialize_distributed()
+    workdir = os.path.abspath(os.path.expanduser(_WORKDIR.value))
     run(config, workdir, _MODE.value, **factories)
-  except _user_errors() as e:
+  except USER_ERRORS as e:
     print(f"jaxact: error: {e}", file=sys.stderr)
     sys.exit(1)
+  except KeyboardInterrupt:
+    print("jaxact: interrupted (nothing was saved since the last checkpoint).", file=sys.stderr)
+    sys.exit(130)
 
 
 def parse_flags(argv: list[str]) -> list[str]:

@@ -1,5 +1,7 @@
-"""Evaluation: multi-view scoring, stream fusion, metrics, ``eval_results.json``.
+"""Evaluation of a checkpoint: ``evaluate_checkpoint`` writes ``eval_results.json``.
 
-* :mod:`jaxact.eval.evaluate` — ``evaluate_checkpoint(config, workdir)``.
-* :mod:`jaxact.eval.metrics` — top-k, mean-class accuracy, confusion matrix.
+* :mod:`jaxact.eval.evaluate` — restore, multi-view scoring, results file.
+
+Scoring, late fusion and the metrics live in :mod:`jaxact.runtime` (shared
+with the training loop's validation at checkpoints).
 """

@@ -44,10 +44,10 @@ def main() -> None:
 
   from jaxact import config as config_lib
   from jaxact import models
-  from jaxact.train import checkpoint as ckpt
-  from jaxact.train import mesh as mesh_lib
+  from jaxact.runtime import checkpoint as ckpt
+  from jaxact.runtime import mesh as mesh_lib
   from jaxact.train import optim
-  from jaxact.train import state as state_lib
+  from jaxact.runtime import state as state_lib
   from jaxact.train import step as step_lib
 
   config = config_lib.get_base_config()

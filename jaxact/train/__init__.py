@@ -1,11 +1,11 @@
-"""Training: mesh, born-sharded state, pure steps, the loop, Orbax checkpoints.
+"""Training: the loop, the pure train step, optimizers, weight import, MFU.
 
-* :mod:`jaxact.train.loop` — ``train_and_evaluate(config, workdir)``.
-* :mod:`jaxact.train.step` — ``make_train_step`` / ``make_eval_step``.
-* :mod:`jaxact.train.state` — ``TrainState``, ``create_train_state``.
+* :mod:`jaxact.train.loop` — ``train(config, workdir, model=, loader=, mesh=)``.
+* :mod:`jaxact.train.step` — ``make_train_step``.
 * :mod:`jaxact.train.optim` — optimizers, schedules, frozen parts, lr multipliers.
-* :mod:`jaxact.train.checkpoint` — Orbax manager with data-iterator state.
-* :mod:`jaxact.train.mesh` — the ``data`` mesh and global batches.
 * :mod:`jaxact.train.pretrained` — ``config.init_from``.
-* :mod:`jaxact.train.reporting`, :mod:`jaxact.train.perf` — metrics, MFU.
+* :mod:`jaxact.train.perf` — FLOPs and MFU.
+
+Shared with evaluation (mesh, state, checkpoints, scoring, reporting):
+:mod:`jaxact.runtime`.
 """

@@ -1,9 +1,11 @@
-"""The training loop: restore or init, step, log, checkpoint, evaluate.
+"""The training loop: restore or init, step, log, checkpoint, validate.
 
-``train_and_evaluate(config, workdir)`` is what ``python -m jaxact.main`` runs.
-It resumes from ``WORKDIR/checkpoints`` when a checkpoint exists (same data
+``train(config, workdir, model=..., loader=..., mesh=...)`` is what
+``python -m jaxact.main`` runs (then ``jaxact.eval.evaluate``). It resumes
+from the newest readable checkpoint in ``WORKDIR/checkpoints`` (same data
 order and learning rate), stops on a non-finite loss without saving the bad
-state, and saves then returns cleanly on SIGTERM (preemption).
+state, and on SIGTERM (preemption) or Ctrl-C saves the current step and
+returns; a second Ctrl-C exits at once.
 """
 
 import json
@@ -11,18 +13,20 @@ import logging
 import math
 import os
 import signal
+import sys
 import threading
-from collections.abc import Callable
 from typing import Any
 
 import jax
 import numpy as np
+from jax.experimental import multihost_utils
 
-from jaxact.train import checkpoint as ckpt
-from jaxact.train import inputs as inputs_lib
-from jaxact.train import mesh as mesh_lib
-from jaxact.train import optim, perf, pretrained, reporting
-from jaxact.train import state as state_lib
+from jaxact.runtime import checkpoint as ckpt
+from jaxact.runtime import mesh as mesh_lib
+from jaxact.runtime import reporting, scoring
+from jaxact.runtime import state as state_lib
+from jaxact.runtime.inputs import Loader
+from jaxact.train import optim, perf, pretrained
 from jaxact.train import step as step_lib
 
 log = logging.getLogger(__name__)
@@ -33,22 +37,38 @@ class NonFiniteLossError(RuntimeError):
 
 
 class _StopFlag:
-  """Set by SIGTERM; all processes agree on it at the same step."""
+  """Set by SIGTERM or a first Ctrl-C; all processes agree on it at the same step.
+
+  A second Ctrl-C exits the process at once (exit status 130), without saving.
+  """
+
+  SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
   def __init__(self):
     self.requested = False
-    self._previous = None
+    self._previous: dict[int, Any] = {}
 
   def install(self) -> None:
     if threading.current_thread() is threading.main_thread():
-      self._previous = signal.signal(signal.SIGTERM, self._handle)
+      for sig in self.SIGNALS:
+        self._previous[sig] = signal.signal(sig, self._handle)
 
   def uninstall(self) -> None:
-    if self._previous is not None:
-      signal.signal(signal.SIGTERM, self._previous)
-      self._previous = None
+    for sig, previous in self._previous.items():
+      signal.signal(sig, previous)
+    self._previous = {}
 
   def _handle(self, signum, frame):
+    if signum == signal.SIGINT and self.requested:
+      print("jaxact: interrupted again: exiting now, without saving.", file=sys.stderr, flush=True)
+      os._exit(130)
+    if signum == signal.SIGINT:
+      print(
+        "jaxact: Ctrl-C: saving a checkpoint at the next step, then stopping "
+        "(press Ctrl-C again to exit at once without saving).",
+        file=sys.stderr,
+        flush=True,
+      )
     self.requested = True
 
   def agreed(self, step: int, every: int) -> bool:
@@ -56,15 +76,12 @@ class _StopFlag:
       return self.requested
     if step % every:
       return False
-    from jax.experimental import multihost_utils
-
     flags = multihost_utils.process_allgather(np.asarray(self.requested, np.int32))
     return bool(np.any(flags))
 
 
-def input_spec(mesh: jax.sharding.Mesh, host_batch: dict) -> dict[str, jax.ShapeDtypeStruct]:
+def input_spec(host_batch: dict) -> dict[str, jax.ShapeDtypeStruct]:
   """Global shapes of the model inputs (``rgb``, ``flow``) of a host batch."""
-  del mesh
   return {
     k: jax.ShapeDtypeStruct((v.shape[0] * jax.process_count(),) + v.shape[1:], v.dtype)
     for k, v in host_batch.items()
@@ -76,38 +93,37 @@ def _config_json(config: Any) -> dict:
   return json.loads(config.to_json_best_effort())
 
 
-def train_and_evaluate(
+def train(
   config: Any,
   workdir: str,
   *,
-  model_fn: Callable[[Any, int], Any] = inputs_lib.create_model,
-  loader_fn: Callable[..., Any] = inputs_lib.create_loader,
-) -> dict | None:
-  """Train ``config`` in ``workdir`` (resuming if possible), then evaluate.
+  model: Any,
+  loader: Loader,
+  mesh: jax.sharding.Mesh,
+  validation_loader: Loader | None = None,
+) -> bool:
+  """Train ``config`` in ``workdir``, resuming from its newest readable checkpoint.
 
   Args:
     config: the validated experiment config.
-    workdir: run directory (``checkpoints/``, ``metrics.jsonl``,
-      ``eval_results.json``, ``tensorboard/``).
-    model_fn: ``(config, num_classes) -> flax Module``.
-    loader_fn: ``(config, train=bool) -> Loader``.
+    workdir: run directory (``checkpoints/``, ``metrics.jsonl``, ``tensorboard/``).
+    model: the network (``jaxact.runtime.inputs.build_model``).
+    loader: this process's training loader (endless; its state is checkpointed).
+    mesh: the data-parallel mesh.
+    validation_loader: the evaluation loader, scored at every checkpoint when
+      ``config.eval.validate_at_checkpoints`` is set.
 
   Returns:
-    The evaluation results (as written to ``eval_results.json``) or None when
-    evaluation is off or training stopped early (preemption).
+    True when ``num_train_steps`` were reached; False when a signal (SIGTERM,
+    Ctrl-C) stopped the run after saving.
 
   Raises:
     NonFiniteLossError: the loss became NaN/inf (nothing after the last good
       checkpoint is saved).
+    jaxact.runtime.checkpoint.CheckpointError: checkpoints exist but none
+      can be read.
   """
   is_main = jax.process_index() == 0
-  mesh = mesh_lib.create_mesh()
-  if loader_fn is inputs_lib.create_loader:
-    inputs_lib.ensure_dataset(config)
-  loader = loader_fn(config, train=True)
-  model = model_fn(config, loader.num_classes)
-  total = int(config.num_train_steps)
-
   manager = ckpt.create_manager(
     os.path.join(workdir, "checkpoints"),
     max_to_keep=config.checkpoint.max_to_keep,
@@ -115,23 +131,37 @@ def train_and_evaluate(
     best_mode=config.checkpoint.best_mode,
     async_save=config.checkpoint.async_save,
   )
-  start = manager.latest_step()
-  if start is not None:
-    data_state = ckpt.restore_loader_state(manager, start)
-    if data_state is not None:
-      loader.set_state(data_state)
-  iterator = iter(loader)
-  batch = next(iterator)
-  spec = input_spec(mesh, batch)
+  stop = _StopFlag()
+  stop.install()
+  try:
+    return _train(config, workdir, model, loader, mesh, validation_loader, manager, stop, is_main)
+  finally:
+    stop.uninstall()
+    manager.wait_until_finished()
+    manager.close()
 
+
+def _train(config, workdir, model, loader, mesh, validation_loader, manager, stop, is_main):
+  total = int(config.num_train_steps)
+  iterator = iter(loader)
+  batch = next(iterator)  # the first batch gives the input shapes
+  spec = input_spec(batch)
   abstract_vars = jax.eval_shape(
     lambda key: state_lib.init_variables(model, spec, key), jax.random.key(0)
   )
   tx, schedule = optim.create_optimizer(config.optimizer, total, list(abstract_vars["params"]))
-  if start is not None:
-    target = state_lib.abstract_state(model, tx, spec, mesh)
-    state = ckpt.restore_state(manager, start, target)
-    shardings = jax.tree.map(lambda a: a.sharding, target)
+  target = state_lib.abstract_state(model, tx, spec, mesh)
+  shardings = jax.tree.map(lambda a: a.sharding, target)
+  restored = ckpt.restore_newest(
+    manager,
+    lambda s: (ckpt.restore_state(manager, s, target), ckpt.restore_loader_state(manager, s)),
+    move_aside=True,
+  )
+  if restored is not None:
+    start, (state, data_state) = restored
+    if data_state is not None:  # None: saved with another process count; data restarts
+      loader.set_state(data_state)
+      batch = next(iterator)
     if is_main:
       reporting.truncate_metrics(workdir, start)  # steps after it are redone
     log.info("Resumed from step %d of %s", start, manager.directory)
@@ -164,19 +194,14 @@ def train_and_evaluate(
 
   validator = None
   if config.eval.validate_at_checkpoints:
-    from jaxact.eval import evaluate  # pylint: disable=import-outside-toplevel
-
-    validator = evaluate.Validator(model, config, mesh, loader_fn(config, train=False))
+    validator = scoring.Validator(model, config, mesh, validation_loader)
 
   writer = reporting.MetricsWriter(workdir, enabled=is_main, tensorboard=config.tensorboard)
   progress = reporting.Progress(total, start, enabled=is_main and config.progress_bar)
-  stop = _StopFlag()
-  stop.install()
   config_json = _config_json(config)
   pending: list[tuple[int, dict]] = []
   last_saved = start
   timer = reporting.StepTimer()
-  preempted = False
   try:
     step = start
     while step < total:
@@ -204,11 +229,8 @@ def train_and_evaluate(
         )
         last_saved = step
       if stop_now and not is_last:
-        preempted = True
-        log.warning(
-          "SIGTERM received: saved step %d, stopping. Run the same command to resume.", step
-        )
-        break
+        log.warning("Stop requested: saved step %d. Run the same command to resume.", step)
+        return False
       if not is_last:
         batch = next(iterator)
   except NonFiniteLossError as e:
@@ -218,19 +240,9 @@ def train_and_evaluate(
       "enable optimizer.grad_clip_norm or check the inputs, then rerun to resume."
     ) from None
   finally:
-    stop.uninstall()
     progress.close()
     writer.close()
-    manager.wait_until_finished()
-  if preempted or not config.eval.run_after_training:
-    manager.close()
-    return None
-  manager.close()
-  from jaxact.eval import evaluate
-
-  return evaluate.evaluate_checkpoint(
-    config, workdir, model_fn=model_fn, loader_fn=loader_fn, mesh=mesh
-  )
+  return True
 
 
 def _summarise(

@@ -21,9 +21,9 @@ import jax
 import optax
 from etils import epath
 
-from jaxact.train import checkpoint as ckpt
-from jaxact.train import mesh as mesh_lib
-from jaxact.train.state import TrainState
+from jaxact.runtime import checkpoint as ckpt
+from jaxact.runtime import mesh as mesh_lib
+from jaxact.runtime.state import TrainState
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""Pure, jittable training and evaluation steps.
+"""The pure, jittable training step.
 
 ``train_step(state, batch) -> (state, metrics)``: normalises the uint8 batch on
 the device, runs the model with dropout (RNG folded with the step), optional
@@ -15,23 +15,13 @@ import jax.numpy as jnp
 import optax
 
 from jaxact.data.normalize import normalize_inputs
+from jaxact.runtime.scoring import COMPUTE_DTYPES, stream_logits
+from jaxact.runtime.state import TrainState
 from jaxact.train import optim
-from jaxact.train.state import TrainState
 
-# Loss terms: config.loss.<name>_weight → which logits it reads.
-LOSS_TERMS = ("fused", "spatial", "temporal")
-
-COMPUTE_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
-
-
-def stream_logits(logits: jax.Array, features: Mapping[str, Any]) -> dict[str, jax.Array]:
-  """``{'fused', 'spatial', 'temporal'}`` float32 logits ``(N, K)`` from a model output."""
-  out = {"fused": logits.astype(jnp.float32)}
-  for name in ("spatial", "temporal"):
-    key = f"{name}_logits"
-    if key in features:
-      out[name] = features[key].astype(jnp.float32)
-  return out
+# Loss terms: config.loss.<name>_weight → which logits it reads ("head": the
+# network's own classifier over both streams; see runtime.scoring.stream_logits).
+LOSS_TERMS = ("head", "spatial", "temporal")
 
 
 def cross_entropy(logits: jax.Array, labels: jax.Array, label_smoothing: float = 0.0) -> jax.Array:
@@ -137,31 +127,3 @@ def make_train_step(
     return new_state, metrics
 
   return step
-
-
-def make_eval_step(model: nn.Module, config: Any) -> Callable[[dict, dict], dict]:
-  """Build the multi-view scoring step.
-
-  Returns:
-    ``scores(variables, batch)``: with ``batch['rgb']`` uint8
-    ``(B, V, T, H, W, 3)`` and ``batch['flow']`` ``(B, V, T, H, W, 2L)``,
-    returns ``{'head', 'spatial', 'temporal'}`` softmax probabilities averaged
-    over the ``V`` views, float32 ``(B, K)`` (``head`` = the model's own fused
-    logits; missing streams are left out).
-  """
-  dtype = COMPUTE_DTYPES[config.compute_dtype]
-
-  def scores(variables, batch):
-    b, v = (
-      batch["label"].shape[0],
-      batch["rgb"].shape[1] if "rgb" in batch else batch["flow"].shape[1],
-    )
-    views = {
-      k: batch[k].reshape((b * v,) + batch[k].shape[2:]) for k in ("rgb", "flow") if k in batch
-    }
-    logits, features = model.apply(variables, normalize_inputs(views, dtype), train=False)
-    streams = stream_logits(logits, features)
-    streams["head"] = streams.pop("fused")
-    return {k: jax.nn.softmax(x, -1).reshape(b, v, -1).mean(1) for k, x in streams.items()}
-
-  return scores

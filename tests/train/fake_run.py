@@ -20,6 +20,13 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+from absl import app
+
+from jaxact import main as jaxact_main
+
+# Script and --config modes load this file directly: tests/ holds array_loader.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from array_loader import ArrayLoader
 
 NUM_CLASSES = 3
 FRAMES, SIZE, FLOW_CHANNELS = 2, 8, 4
@@ -82,8 +89,6 @@ class SlowArrayLoader:
 
 
 def loader_fn(config, *, train: bool, num_train: int = 48, num_eval: int = 10):
-  from jaxact.train.inputs import ArrayLoader
-
   arrays = make_arrays(num_train if train else num_eval, seed=0 if train else 1)
   delay = float(os.environ.get("FAKE_BATCH_SLEEP", "0"))
   loader = ArrayLoader(
@@ -141,11 +146,6 @@ def _default(key):
 
 
 if __name__ == "__main__":
-  sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-  from absl import app
-
-  from jaxact import main as jaxact_main
-
   app.run(
     functools.partial(jaxact_main.main, model_fn=model_fn, loader_fn=loader_fn),
     flags_parser=jaxact_main.parse_flags,

@@ -8,6 +8,7 @@ import fake_run
 import numpy as np
 import pytest
 
+from jaxact import main as jaxact_main
 from jaxact.train import loop
 
 
@@ -24,9 +25,10 @@ def _steps(workdir):
 def full_run(tmp_path_factory):
   """One uninterrupted 6-step run with TensorBoard and final evaluation."""
   workdir = tmp_path_factory.mktemp("full")
-  results = loop.train_and_evaluate(
+  results = jaxact_main.run(
     fake_run.tiny_config(tensorboard=True),
     str(workdir),
+    mode="train",
     model_fn=fake_run.model_fn,
     loader_fn=fake_run.loader_fn,
   )
@@ -39,7 +41,7 @@ def test_train_writes_metrics_checkpoints_and_results(full_run):
   assert [r["step"] for r in rows] == list(range(1, 7))
   for key in (
     "loss",
-    "top1_fused",
+    "top1_head",
     "top1_spatial",
     "top1_temporal",
     "grad_norm",
@@ -67,17 +69,19 @@ def test_resume_reproduces_uninterrupted_run(full_run, tmp_path):
   full = full_run[0]
   part = tmp_path / "part"
   # Stop after step 4 (as a crash would), then rerun the full command.
-  loop.train_and_evaluate(
+  jaxact_main.run(
     fake_run.tiny_config(num_train_steps=4, **{"eval.run_after_training": False}),
     str(part),
+    mode="train",
     model_fn=fake_run.model_fn,
     loader_fn=fake_run.loader_fn,
   )
   with open(part / "metrics.jsonl", "a") as f:  # a line of a step that was never saved
     f.write(json.dumps({"step": 5, "loss": 123.0}) + "\n")
-  loop.train_and_evaluate(
+  jaxact_main.run(
     fake_run.tiny_config(**{"eval.run_after_training": False}),
     str(part),
+    mode="train",
     model_fn=fake_run.model_fn,
     loader_fn=fake_run.loader_fn,
   )
@@ -91,8 +95,8 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
     checkpoint_every_steps=1, **{"optimizer.learning_rate": 1e30, "optimizer.momentum": 0.0}
   )
   with pytest.raises(loop.NonFiniteLossError) as err:
-    loop.train_and_evaluate(
-      config, str(tmp_path), model_fn=fake_run.model_fn, loader_fn=fake_run.loader_fn
+    jaxact_main.run(
+      config, str(tmp_path), mode="train", model_fn=fake_run.model_fn, loader_fn=fake_run.loader_fn
     )
   msg = str(err.value)
   bad_step = int(msg.split("at step ")[1].split(".")[0])
@@ -122,8 +126,8 @@ def test_sigterm_saves_and_returns(tmp_path):
     return SignalLoader(inner) if train else inner
 
   config = fake_run.tiny_config(checkpoint_every_steps=100, num_train_steps=50)
-  out = loop.train_and_evaluate(
-    config, str(tmp_path), model_fn=fake_run.model_fn, loader_fn=loader_fn
+  out = jaxact_main.run(
+    config, str(tmp_path), mode="train", model_fn=fake_run.model_fn, loader_fn=loader_fn
   )
   assert out is None
   assert _steps(tmp_path) == [3]
@@ -144,8 +148,8 @@ def test_init_from_run_with_frozen_backbones(full_run, tmp_path):
       "eval.run_after_training": False,
     },
   )
-  loop.train_and_evaluate(
-    config, str(tmp_path), model_fn=fake_run.model_fn, loader_fn=fake_run.loader_fn
+  jaxact_main.run(
+    config, str(tmp_path), mode="train", model_fn=fake_run.model_fn, loader_fn=fake_run.loader_fn
   )
   read = lambda d, s: ocp.StandardCheckpointer().restore(d / "checkpoints" / str(s) / "model")
   before, after = read(source, 6), read(tmp_path, 2)
@@ -173,14 +177,14 @@ def _leaves(tree):
 
 
 def test_best_checkpoint_follows_the_metric(full_run):
-  from jaxact.train import checkpoint as ckpt
+  from jaxact.runtime import checkpoint as ckpt
 
   workdir = full_run[0]
   rows = {r["step"]: r for r in map(json.loads, open(workdir / "metrics.jsonl"))}
-  manager = ckpt.create_manager(workdir / "checkpoints", read_only=True, best_metric="top1_fused")
+  manager = ckpt.create_manager(workdir / "checkpoints", read_only=True, best_metric="top1_head")
   saved = manager.all_steps()
-  expected = max(saved, key=lambda s: (rows[s]["top1_fused"], s))
-  assert ckpt.resolve_step(manager, "best", metric="top1_fused") == expected
+  expected = max(saved, key=lambda s: (rows[s]["top1_head"], s))
+  assert ckpt.resolve_step(manager, "best", metric="top1_head") == expected
   assert ckpt.resolve_step(manager, "latest") == 6
   with pytest.raises(FileNotFoundError, match="available steps"):
     ckpt.resolve_step(manager, "5")
@@ -191,8 +195,7 @@ def test_validation_at_checkpoints_ranks_the_best(full_run, tmp_path):
   """eval.validate_at_checkpoints logs held-out accuracy at every checkpoint
   step, equal to what --mode eval computes for that checkpoint, and
   best_metric='val_top1_fused' ranks checkpoints by it."""
-  from jaxact.eval import evaluate
-  from jaxact.train import checkpoint as ckpt
+  from jaxact.runtime import checkpoint as ckpt
 
   config = fake_run.tiny_config(
     **{
@@ -202,8 +205,8 @@ def test_validation_at_checkpoints_ranks_the_best(full_run, tmp_path):
       "eval.run_after_training": False,
     }
   )
-  loop.train_and_evaluate(
-    config, str(tmp_path), model_fn=fake_run.model_fn, loader_fn=fake_run.loader_fn
+  jaxact_main.run(
+    config, str(tmp_path), mode="train", model_fn=fake_run.model_fn, loader_fn=fake_run.loader_fn
   )
   rows = {r["step"]: r for r in map(json.loads, open(tmp_path / "metrics.jsonl"))}
   assert [s for s, r in rows.items() if "val_top1_fused" in r] == [2, 4, 6]
@@ -215,8 +218,8 @@ def test_validation_at_checkpoints_ranks_the_best(full_run, tmp_path):
   )
   # The logged value is the eval mode's top-1 for that checkpoint.
   config.eval.checkpoint = "4"
-  results = evaluate.evaluate_checkpoint(
-    config, str(tmp_path), model_fn=fake_run.model_fn, loader_fn=fake_run.loader_fn
+  results = jaxact_main.run(
+    config, str(tmp_path), "eval", model_fn=fake_run.model_fn, loader_fn=fake_run.loader_fn
   )
   assert results["fused"]["top1"] == pytest.approx(rows[4]["val_top1_fused"])
   assert results["spatial"]["top1"] == pytest.approx(rows[4]["val_top1_spatial"])

@@ -6,6 +6,8 @@ import jax
 import jax.numpy as jnp
 import pytest
 
+from jaxact.config import get_base_config
+from jaxact.runtime import inputs
 from jaxact.train import perf
 
 
@@ -29,10 +31,7 @@ def test_device_peaks_and_mfu():
 
 
 def test_bfloat16_compute_reaches_the_model():
-  from jaxact.config import get_base_config
-  from jaxact.train import inputs
-
   config = get_base_config()
   config.compute_dtype = "bfloat16"
-  model = inputs.create_model(config, num_classes=5)
+  model = inputs.build_model(config, num_classes=5)
   assert model.dtype == jnp.bfloat16 and model.num_classes == 5

@@ -6,9 +6,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxact.train import mesh as mesh_lib
+from jaxact.runtime import mesh as mesh_lib
+from jaxact.runtime import state as state_lib
 from jaxact.train import optim, pretrained
-from jaxact.train import state as state_lib
 
 
 def _state():

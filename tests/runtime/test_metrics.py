@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from jaxact.eval import metrics
+from jaxact.runtime import metrics
 
 SCORES = np.array(
   [

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import optax
 from jax.sharding import Mesh
 
-from jaxact.train import mesh as mesh_lib
+from jaxact.runtime import mesh as mesh_lib
 
 
 @flax.struct.dataclass

@@ -10,21 +10,37 @@ A checkpoint step directory holds four items:
 
 Restores always pass a target carrying shardings, which is what lets a
 checkpoint written by 4 devices load onto 1 (or 256).
+
+A step that cannot be read (a damaged or truncated file) is reported in one
+line and the newest readable step is used instead (:func:`restore_newest`);
+a training run moves the unreadable step aside to
+``WORKDIR/checkpoints_unreadable/`` (nothing is deleted) so that it can save
+that step number again.
 """
 
 import dataclasses
 import logging
-from collections.abc import Mapping
-from typing import Any
+import os
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 import jax
 import orbax.checkpoint as ocp
 from etils import epath
 from orbax.checkpoint import checkpoint_managers as policies
 
-from jaxact.train.state import TrainState
+from jaxact.runtime import mesh as mesh_lib
+from jaxact.runtime.state import TrainState
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+UNREADABLE_DIR = "checkpoints_unreadable"
+
+
+class CheckpointError(RuntimeError):
+  """No checkpoint step can be read; the message names the directory and the steps."""
 
 
 class LoaderStateHandler(ocp.CheckpointHandler):
@@ -203,3 +219,96 @@ def resolve_step(
     f"eval.checkpoint={which!r}: no such checkpoint in {manager.directory}; "
     f"available steps: {sorted(steps)} (or 'latest', 'best')"
   )
+
+
+def _first_line(e: BaseException) -> str:
+  text = str(e).strip()
+  return f"{type(e).__name__}: {text.splitlines()[0] if text else ''}"[:300]
+
+
+def restore_newest(
+  manager: ocp.CheckpointManager,
+  restore: Callable[[int], T],
+  *,
+  steps: list[int] | None = None,
+  move_aside: bool = False,
+) -> tuple[int, T] | None:
+  """Restore the newest step that can be read, newest first.
+
+  Each step that fails to restore is reported in one warning line (with the
+  step it falls back to), never with a traceback. With ``move_aside`` (a
+  training run that will save again), process 0 moves each unreadable step
+  directory to ``<workdir>/checkpoints_unreadable/<step>`` and the manager is
+  reloaded, so the run can save that step number again; nothing is deleted.
+
+  Args:
+    manager: the run's checkpoint manager.
+    restore: ``step -> restored value``; any exception means "unreadable".
+    steps: candidate steps (default: all, newest first).
+    move_aside: move unreadable steps aside (training).
+
+  Returns:
+    ``(step, restored)``, or ``None`` when the directory holds no checkpoint.
+
+  Raises:
+    CheckpointError: there are checkpoints but none can be read.
+  """
+  candidates = sorted(manager.all_steps() if steps is None else steps, reverse=True)
+  if not candidates:
+    return None
+  bad: list[int] = []
+  found = None
+  for step in candidates:
+    try:
+      found = (step, restore(step))
+      break
+    except Exception as e:
+      bad.append(step)
+      later = [s for s in candidates if s < step]
+      then = f"trying step {later[0]}" if later else "no older step left"
+      log.warning(
+        "Checkpoint step %d in %s cannot be read (%s); %s.",
+        step,
+        manager.directory,
+        _first_line(e),
+        then,
+      )
+  if bad and move_aside:
+    _move_aside(manager, bad)
+  if found is None:
+    raise CheckpointError(
+      f"No checkpoint in {manager.directory} can be read (steps {sorted(bad)}); they are "
+      + (f"kept in {_unreadable_dir(manager)}" if move_aside else "left in place")
+      + ". Remove --workdir's checkpoints to start afresh, or restore them from a copy."
+    )
+  if bad:
+    log.warning(
+      "Resuming from step %d of %s: the newer step(s) %s cannot be read%s.",
+      found[0],
+      manager.directory,
+      sorted(bad),
+      f" and were moved to {_unreadable_dir(manager)}" if move_aside else "",
+    )
+  return found
+
+
+def _unreadable_dir(manager: ocp.CheckpointManager) -> str:
+  return os.path.join(os.path.dirname(str(manager.directory)), UNREADABLE_DIR)
+
+
+def _move_aside(manager: ocp.CheckpointManager, steps: list[int]) -> None:
+  """Process 0 moves ``steps`` out of the manager's directory; all reload it."""
+  mesh_lib.barrier("jaxact_unreadable_checkpoints_found")
+  if jax.process_index() == 0:
+    target = _unreadable_dir(manager)
+    os.makedirs(target, exist_ok=True)
+    for step in steps:
+      src = os.path.join(str(manager.directory), str(step))
+      dst = os.path.join(target, str(step))
+      n = 1
+      while os.path.exists(dst):
+        dst = os.path.join(target, f"{step}.{n}")
+        n += 1
+      os.replace(src, dst)
+  mesh_lib.barrier("jaxact_unreadable_checkpoints_moved")
+  manager.reload()

@@ -4,11 +4,11 @@ import flax.linen as nn
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from array_loader import ArrayLoader
 
 from jaxact.config import get_base_config
-from jaxact.eval import evaluate
-from jaxact.train import mesh as mesh_lib
-from jaxact.train.inputs import ArrayLoader
+from jaxact.runtime import mesh as mesh_lib
+from jaxact.runtime import scoring
 
 
 class _MeanModel(nn.Module):
@@ -43,7 +43,7 @@ def test_views_are_averaged_and_padding_dropped():
   mesh = mesh_lib.create_mesh()
   model = _MeanModel()
   variables = {"params": {"unused": jnp.zeros(1)}}
-  scores, labels, views = evaluate.score_dataset(model, variables, loader, mesh, config)
+  scores, labels, views = scoring.score_dataset(model, variables, loader, mesh, config)
   assert views == v and labels.tolist() == arrays["label"].tolist()
   r = (arrays["rgb"] / 255.0 - np.array([0.485, 0.456, 0.406])) / np.array([0.229, 0.224, 0.225])
   r = r.mean(axis=(2, 3, 4, 5))  # (n, v)
@@ -53,7 +53,7 @@ def test_views_are_averaged_and_padding_dropped():
   np.testing.assert_allclose(scores["spatial"], expected_s, rtol=1e-5, atol=1e-6)
   np.testing.assert_allclose(scores["temporal"], expected_t, rtol=1e-5, atol=1e-6)
 
-  results = evaluate.results_dict(
+  results = scoring.results_dict(
     scores, labels, ["a", "b", "c"], {"head": 0.0, "spatial": 1.0, "temporal": 2.0}, step=7, views=v
   )
   fused = expected_s + 2 * expected_t

@@ -1,77 +1,13 @@
-"""Default model and data-loader factories used by the train and eval loops.
+"""An in-memory loader over numpy arrays: the test double of the Grain loader.
 
-Both loops accept replacements (``model_fn``, ``loader_fn``) with the same
-signatures, so a custom network or input pipeline plugs in without forking.
+It has the interface of ``jaxact.runtime.inputs.Loader`` and the Grain
+pipeline's sharding semantics, so the loop, checkpoint and multi-process
+tests run in seconds without a dataset.
 """
 
-from typing import Any, Protocol
+import json
 
-import flax.linen as nn
-import jax
-import jax.numpy as jnp
-
-
-class Loader(Protocol):
-  """What the loops need from an input pipeline (``jaxact.data.pipeline``)."""
-
-  num_examples: int
-  num_classes: int
-  class_names: list[str]
-
-  def __iter__(self): ...
-  def get_state(self) -> bytes: ...
-  def set_state(self, state: bytes) -> None: ...
-
-
-def create_model(config: Any, num_classes: int) -> nn.Module:
-  """``jaxact.models.create(config.model.name, ...)`` with the config's overrides.
-
-  ``config.compute_dtype='bfloat16'`` sets the model's compute ``dtype``
-  (parameters stay float32).
-  """
-  from jaxact import models
-
-  overrides = dict(config.model.overrides)
-  if config.compute_dtype == "bfloat16":
-    overrides.setdefault("dtype", jnp.bfloat16)
-  return models.create(config.model.name, num_classes=num_classes, **overrides)
-
-
-def ensure_dataset(config: Any) -> None:
-  """Build ``config.data``'s dataset if ``config.build_dataset`` and it is missing.
-
-  Process 0 builds; the other processes wait for it.
-  """
-  if not config.get("build_dataset", False):
-    return
-  from jaxact.data import build
-
-  if jax.process_index() == 0:
-    build.ensure_built(
-      config.data.name,
-      config.data.data_dir or None,
-      config.data.manual_dir or None,
-      config=config.data.builder_config,
-    )
-  if jax.process_count() > 1:
-    from jax.experimental import multihost_utils
-
-    multihost_utils.sync_global_devices("jaxact_dataset_built")
-
-
-def create_loader(config: Any, *, train: bool) -> Loader:
-  """The Grain loader for training (``train=True``) or evaluation of this process."""
-  from jaxact.data import pipeline
-
-  return pipeline.create_loader(
-    config.data,
-    split=config.data.train_split if train else config.data.eval_split,
-    train=train,
-    global_batch_size=config.batch_size if train else config.eval.batch_size,
-    seed=config.seed,
-    process_index=jax.process_index(),
-    process_count=jax.process_count(),
-  )
+import numpy as np
 
 
 class ArrayLoader:
@@ -104,9 +40,6 @@ class ArrayLoader:
     process_count: int = 1,
     class_names: list[str] | None = None,
   ):
-    import numpy as np
-
-    self._np = np
     self.arrays = {k: np.asarray(v) for k, v in arrays.items()}
     self.train = train
     self.num_examples = len(self.arrays["label"])
@@ -120,20 +53,15 @@ class ArrayLoader:
     self._pos = 0  # global batches yielded so far
 
   def get_state(self) -> bytes:
-    import json
-
     return json.dumps({"pos": self._pos}).encode()
 
   def set_state(self, state: bytes) -> None:
-    import json
-
     self._pos = int(json.loads(state.decode())["pos"])
 
   def _order(self, epoch: int):
-    return self._np.random.default_rng([self.seed, epoch]).permutation(self.num_examples)
+    return np.random.default_rng([self.seed, epoch]).permutation(self.num_examples)
 
   def __iter__(self):
-    np = self._np
     if self.train:
       per_epoch = self.num_examples // self.batch
       while True:

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+from tqdm import tqdm
 
 
 class MetricsWriter:
@@ -34,7 +35,8 @@ class MetricsWriter:
     # Kept open for the writer's life; closed by close().
     self._file = open(os.path.join(workdir, "metrics.jsonl"), "a", encoding="utf-8")  # noqa: SIM115
     if tensorboard:
-      from tensorboardX import SummaryWriter
+      # tensorboardX imports torch when it is installed: only when asked for.
+      from tensorboardX import SummaryWriter  # noqa: PLC0415 (optional heavy dependency)
 
       self._tb = SummaryWriter(os.path.join(workdir, "tensorboard"))
 
@@ -82,8 +84,6 @@ class Progress:
   def __init__(self, total: int, initial: int, *, enabled: bool = True, desc: str = "train"):
     self._bar = None
     if enabled:
-      from tqdm import tqdm
-
       self._bar = tqdm(
         total=total,
         initial=initial,

@@ -10,6 +10,8 @@ from typing import Any
 
 import jax
 import numpy as np
+from jax._src import distributed
+from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
@@ -76,12 +78,8 @@ def barrier(name: str, timeout_s: int = 1800) -> None:
   global _barriers
   _barriers += 1
   name = f"{name}_{_barriers}"  # barrier ids must not repeat within a run
-  from jax._src import distributed
-
   client = distributed.global_state.client
   if client is None:  # initialised by other means (e.g. a TPU runtime)
-    from jax.experimental import multihost_utils
-
     multihost_utils.sync_global_devices(name)
     return
   client.wait_at_barrier(name, timeout_in_ms=timeout_s * 1000)

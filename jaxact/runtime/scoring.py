@@ -1,0 +1,195 @@
+"""Multi-view scoring of an evaluation split, shared by evaluation and training.
+
+Each test video is scored on V = clips × crops views; the softmax scores of
+the views are averaged per stream (``spatial``, ``temporal`` and ``head``, the
+network's own fused classifier), then ``fused`` = the weighted late fusion
+given by ``config.eval.fusion_weights`` (``jaxact.runtime.metrics``).
+
+``jaxact.eval.evaluate`` scores a restored checkpoint with it; the training
+loop scores its in-memory variables at every checkpoint with
+:class:`Validator` (``config.eval.validate_at_checkpoints``).
+"""
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.experimental import multihost_utils
+
+from jaxact.data.normalize import normalize_inputs
+from jaxact.runtime import mesh as mesh_lib
+from jaxact.runtime import metrics as metrics_lib
+from jaxact.runtime import reporting
+
+# config.compute_dtype → the models' compute dtype (parameters stay float32).
+COMPUTE_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+
+
+def stream_logits(logits: jax.Array, features: Mapping[str, Any]) -> dict[str, jax.Array]:
+  """``{'head', 'spatial', 'temporal'}`` float32 logits ``(N, K)`` of a model output.
+
+  ``head`` is the network's own classifier over both streams; a stream whose
+  ``<name>_logits`` feature the model does not return is left out.
+  """
+  out = {"head": logits.astype(jnp.float32)}
+  for name in ("spatial", "temporal"):
+    key = f"{name}_logits"
+    if key in features:
+      out[name] = features[key].astype(jnp.float32)
+  return out
+
+
+def make_eval_step(model: nn.Module, compute_dtype: str) -> Callable[[dict, dict], dict]:
+  """Build the multi-view scoring step.
+
+  Returns:
+    ``scores(variables, batch)``: with ``batch['rgb']`` uint8
+    ``(B, V, T, H, W, 3)`` and ``batch['flow']`` ``(B, V, T, H, W, 2L)``,
+    returns ``{'head', 'spatial', 'temporal'}`` softmax probabilities averaged
+    over the ``V`` views, float32 ``(B, K)`` (missing streams left out).
+  """
+  dtype = COMPUTE_DTYPES[compute_dtype]
+
+  def scores(variables, batch):
+    b = batch["label"].shape[0]
+    v = batch["rgb"].shape[1] if "rgb" in batch else batch["flow"].shape[1]
+    views = {
+      k: batch[k].reshape((b * v,) + batch[k].shape[2:]) for k in ("rgb", "flow") if k in batch
+    }
+    logits, features = model.apply(variables, normalize_inputs(views, dtype), train=False)
+    streams = stream_logits(logits, features)
+    return {k: jax.nn.softmax(x, -1).reshape(b, v, -1).mean(1) for k, x in streams.items()}
+
+  return scores
+
+
+def _gather(x: jax.Array) -> np.ndarray:
+  if jax.process_count() == 1:
+    return np.asarray(jax.device_get(x))
+  return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+
+
+def score_dataset(
+  model: Any,
+  variables: dict,
+  batches: Iterable[dict],
+  mesh: jax.sharding.Mesh,
+  config: Any,
+  *,
+  num_batches: int = 0,
+  progress: bool = False,
+  compiled: dict | None = None,
+) -> tuple[dict[str, np.ndarray], np.ndarray, int]:
+  """Score every example of an evaluation pass once.
+
+  Args:
+    model: the network.
+    variables: ``{'params', 'batch_stats'}`` replicated on ``mesh``.
+    batches: this process's evaluation batches: ``rgb (B, V, T, H, W, 3)``,
+      ``flow (B, V, T, H, W, 2L)``, ``label``, ``mask``, ``index`` ``(B,)``.
+    mesh: the data-parallel mesh.
+    config: the experiment config (``compute_dtype``; ``data`` names in errors).
+    num_batches: expected number of batches (progress bar only).
+    progress: show a progress bar (process 0).
+    compiled: a dict that keeps the compiled eval step between calls (key
+      ``'eval_step'``), for repeated scoring with the same shapes.
+
+  Returns:
+    ``(scores, labels, views)``: per-stream averaged softmax scores
+    ``{name: (N, K)}`` ordered by example index, labels ``(N,)`` and V.
+  """
+  compiled = {} if compiled is None else compiled
+  scores_fn = compiled.get("eval_step")
+  by_index: dict[int, tuple[dict[str, np.ndarray], int]] = {}
+  views = 0
+  bar = reporting.Progress(
+    num_batches, 0, enabled=progress and jax.process_index() == 0, desc="eval"
+  )
+  for batch in batches:
+    views = batch["rgb"].shape[1] if "rgb" in batch else batch["flow"].shape[1]
+    gb = mesh_lib.global_batch(mesh, batch)
+    if scores_fn is None:  # every batch has the same shape (the last one is padded)
+      jitted = jax.jit(
+        make_eval_step(model, config.compute_dtype), out_shardings=mesh_lib.batch_sharded(mesh)
+      )
+      scores_fn = compiled["eval_step"] = jitted.lower(variables, gb).compile()
+      mesh_lib.barrier("jaxact_eval_step_compiled")
+    out = {k: _gather(v) for k, v in scores_fn(variables, gb).items()}
+    labels, mask, index = (_gather(gb[k]) for k in ("label", "mask", "index"))
+    for row in np.nonzero(mask)[0]:
+      by_index[int(index[row])] = ({k: v[row] for k, v in out.items()}, int(labels[row]))
+    bar.update(1)
+  bar.close()
+  if not by_index:
+    raise ValueError(
+      f"The evaluation split {config.data.eval_split!r} of {config.data.name!r} yielded no example"
+    )
+  order = sorted(by_index)
+  streams = by_index[order[0]][0].keys()
+  scores = {k: np.stack([by_index[i][0][k] for i in order]) for k in streams}
+  labels = np.asarray([by_index[i][1] for i in order], np.int64)
+  return scores, labels, views
+
+
+def results_dict(
+  scores: dict[str, np.ndarray],
+  labels: np.ndarray,
+  class_names: list[str],
+  fusion_weights: dict[str, float],
+  **info: Any,
+) -> dict:
+  """The ``eval_results.json`` content (``info`` adds step, split, ...).
+
+  ``fused`` is the late fusion of the streams' scores by ``fusion_weights``;
+  ``head`` the network's own classifier.
+  """
+  scores = dict(scores)
+  scores["fused"] = metrics_lib.fuse_scores(scores, fusion_weights)
+  out = dict(info)
+  out["num_examples"] = len(labels)
+  out["fusion_weights"] = {k: float(v) for k, v in fusion_weights.items()}
+  out["class_names"] = list(class_names)
+  for name in ("spatial", "temporal", "fused", "head"):
+    if name in scores:
+      out[name] = metrics_lib.summarize(scores[name], labels, class_names)
+  return out
+
+
+class Validator:
+  """Scores the evaluation split with in-memory variables during training.
+
+  Used when ``config.eval.validate_at_checkpoints`` is set: the result is
+  logged with the step and ranks checkpoints for ``checkpoint.best_metric``.
+  The eval step is compiled once and reused at every checkpoint.
+  """
+
+  def __init__(self, model: Any, config: Any, mesh: jax.sharding.Mesh, loader: Any):
+    self._model, self._config, self._mesh, self._loader = model, config, mesh, loader
+    self._compiled: dict = {}
+
+  def __call__(self, variables: dict) -> dict[str, float]:
+    """Args: variables ``{'params', 'batch_stats'}`` on the mesh.
+
+    Returns:
+      ``{'val_top1_spatial', 'val_top1_temporal', 'val_top1_fused'}`` (the
+      streams the model has), the same on every process.
+    """
+    scores, labels, _ = score_dataset(
+      self._model,
+      variables,
+      iter(self._loader),
+      self._mesh,
+      self._config,
+      compiled=self._compiled,
+    )
+    results = results_dict(
+      scores, labels, list(self._loader.class_names), dict(self._config.eval.fusion_weights)
+    )
+    return {
+      f"val_top1_{name}": float(results[name]["top1"])
+      for name in ("spatial", "temporal", "fused")
+      if name in results
+    }
