@@ -2,8 +2,10 @@
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -174,3 +176,44 @@ def test_unreachable_coordinator_is_one_line(tmp_path):
     "--initialization_timeout=2",
   )
   _assert_clear_error(proc, "jaxact: error:", f"127.0.0.1:{port}", "did not answer")
+
+
+def _fake_run(*args, env=None, **kwargs):
+  script = os.path.join(ROOT, "tests", "train", "fake_run.py")
+  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", **(env or {}))
+  return [sys.executable, script, f"--config={script}", *args], env
+
+
+@pytest.mark.parametrize("where", ["file", "below_a_file"])
+def test_workdir_that_is_a_file_is_one_line(tmp_path, where):
+  path = tmp_path / "not_a_dir"
+  path.write_text("x")
+  workdir = path if where == "file" else path / "run"
+  cmd, env = _fake_run(f"--workdir={workdir}")
+  proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+  needle = "is a file, not a directory" if where == "file" else "cannot create --workdir"
+  _assert_clear_error(proc, "jaxact: error:", needle)
+  assert len(proc.stderr.strip().splitlines()[-1]) < 300
+
+
+def test_second_ctrl_c_exits_at_once(tmp_path):
+  """The first Ctrl-C asks for a save at the next step; a second one exits now."""
+  cmd, env = _fake_run(
+    f"--workdir={tmp_path}", "--config.num_train_steps=100000", env={"FAKE_BATCH_SLEEP": "2"}
+  )
+  proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
+  try:
+    metrics = tmp_path / "metrics.jsonl"
+    deadline = time.monotonic() + 240
+    while not (metrics.exists() and metrics.read_text().strip()):  # training has started
+      assert proc.poll() is None and time.monotonic() < deadline
+      time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+  finally:
+    proc.kill()
+  assert proc.returncode == 130, stderr[-2000:]
+  assert "Ctrl-C: saving" in stderr and "exiting now, without saving" in stderr
+  assert "Traceback" not in stderr

@@ -21,6 +21,7 @@ that step number again.
 import dataclasses
 import logging
 import os
+import sys
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
@@ -223,7 +224,7 @@ def resolve_step(
 
 def _first_line(e: BaseException) -> str:
   text = str(e).strip()
-  return f"{type(e).__name__}: {text.splitlines()[0] if text else ''}"[:300]
+  return f"{type(e).__name__}: {text.splitlines()[0] if text else ''}"[:160]
 
 
 def restore_newest(
@@ -235,8 +236,8 @@ def restore_newest(
 ) -> tuple[int, T] | None:
   """Restore the newest step that can be read, newest first.
 
-  Each step that fails to restore is reported in one warning line (with the
-  step it falls back to), never with a traceback. With ``move_aside`` (a
+  The steps that fail to restore are reported in one warning line, with the
+  step used instead, never with a traceback. With ``move_aside`` (a
   training run that will save again), process 0 moves each unreadable step
   directory to ``<workdir>/checkpoints_unreadable/<step>`` and the manager is
   reloaded, so the run can save that step number again; nothing is deleted.
@@ -256,40 +257,55 @@ def restore_newest(
   candidates = sorted(manager.all_steps() if steps is None else steps, reverse=True)
   if not candidates:
     return None
-  bad: list[int] = []
+  errors: dict[int, str] = {}
   found = None
+  _quiet_abandoned_reads()
   for step in candidates:
     try:
       found = (step, restore(step))
       break
-    except Exception as e:
-      bad.append(step)
-      later = [s for s in candidates if s < step]
-      then = f"trying step {later[0]}" if later else "no older step left"
-      log.warning(
-        "Checkpoint step %d in %s cannot be read (%s); %s.",
-        step,
-        manager.directory,
-        _first_line(e),
-        then,
-      )
+    except Exception as e:  # any failure to read means "try the one before"
+      errors[step] = _first_line(e)
+  bad = sorted(errors)
   if bad and move_aside:
     _move_aside(manager, bad)
+  where = f" and moved to {_unreadable_dir(manager)}" if move_aside else ""
   if found is None:
     raise CheckpointError(
-      f"No checkpoint in {manager.directory} can be read (steps {sorted(bad)}); they are "
-      + (f"kept in {_unreadable_dir(manager)}" if move_aside else "left in place")
-      + ". Remove --workdir's checkpoints to start afresh, or restore them from a copy."
+      f"No checkpoint in {manager.directory} can be read: step(s) {bad} are damaged "
+      f"({errors[bad[-1]]}){where}. Restore them from a copy, or use a new --workdir."
     )
   if bad:
     log.warning(
-      "Resuming from step %d of %s: the newer step(s) %s cannot be read%s.",
-      found[0],
+      "Checkpoint step(s) %s in %s cannot be read (%s)%s; using step %d, the newest readable.",
+      bad,
       manager.directory,
-      sorted(bad),
-      f" and were moved to {_unreadable_dir(manager)}" if move_aside else "",
+      errors[bad[-1]],
+      where,
+      found[0],
     )
   return found
+
+
+def _quiet_abandoned_reads() -> None:
+  """Drop the echoes of an abandoned restore.
+
+  When a read fails, Orbax closes its asyncio loop while TensorStore still
+  completes the other reads of that step; each completion then reports
+  "RuntimeError: Event loop is closed" through ``sys.unraisablehook`` (one
+  traceback per array). They say nothing the one-line warning does not.
+  """
+  previous = sys.unraisablehook
+  if getattr(previous, "_jaxact_quiet", False):
+    return
+
+  def hook(args):
+    if args.exc_type is RuntimeError and str(args.exc_value) == "Event loop is closed":
+      return
+    previous(args)
+
+  hook._jaxact_quiet = True
+  sys.unraisablehook = hook
 
 
 def _unreadable_dir(manager: ocp.CheckpointManager) -> str:

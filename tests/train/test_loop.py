@@ -1,7 +1,9 @@
 """The training loop in-process with a tiny network and in-memory data."""
 
+import glob
 import json
 import os
+import shutil
 import signal
 
 import fake_run
@@ -9,6 +11,7 @@ import numpy as np
 import pytest
 
 from jaxact import main as jaxact_main
+from jaxact.runtime import checkpoint as ckpt
 from jaxact.train import loop
 
 
@@ -106,24 +109,30 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
   assert not (tmp_path / "eval_results.json").exists()
 
 
-def test_sigterm_saves_and_returns(tmp_path):
-  class SignalLoader:
-    def __init__(self, inner):
-      self.inner, self.n = inner, 0
+class _SignalAt:
+  """A training loader that sends ``sig`` to this process while batch ``n`` is loaded."""
 
-    def __getattr__(self, name):
-      return getattr(self.inner, name)
+  def __init__(self, inner, n, sig):
+    self.inner, self.n, self.sig = inner, n, sig
 
-    def __iter__(self):
-      for batch in self.inner:
-        self.n += 1
-        if self.n == 3:  # SIGTERM while the batch of step 3 is loaded
-          os.kill(os.getpid(), signal.SIGTERM)
-        yield batch
+  def __getattr__(self, name):
+    return getattr(self.inner, name)
+
+  def __iter__(self):
+    for i, batch in enumerate(self.inner, start=1):
+      if i == self.n:
+        os.kill(os.getpid(), self.sig)
+      yield batch
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["sigterm", "ctrl_c"])
+def test_signal_saves_and_returns(tmp_path, sig):
+  """SIGTERM (preemption) and a first Ctrl-C both save the current step and return."""
+  previous = signal.getsignal(sig)
 
   def loader_fn(config, *, train):
     inner = fake_run.loader_fn(config, train=train)
-    return SignalLoader(inner) if train else inner
+    return _SignalAt(inner, 3, sig) if train else inner
 
   config = fake_run.tiny_config(checkpoint_every_steps=100, num_train_steps=50)
   out = jaxact_main.run(
@@ -131,7 +140,7 @@ def test_sigterm_saves_and_returns(tmp_path):
   )
   assert out is None
   assert _steps(tmp_path) == [3]
-  assert signal.getsignal(signal.SIGTERM) is not None  # handler restored
+  assert signal.getsignal(sig) is previous  # handler restored
   assert max(_losses(tmp_path)) == 3
 
 
@@ -177,8 +186,6 @@ def _leaves(tree):
 
 
 def test_best_checkpoint_follows_the_metric(full_run):
-  from jaxact.runtime import checkpoint as ckpt
-
   workdir = full_run[0]
   rows = {r["step"]: r for r in map(json.loads, open(workdir / "metrics.jsonl"))}
   manager = ckpt.create_manager(workdir / "checkpoints", read_only=True, best_metric="top1_head")
@@ -195,8 +202,6 @@ def test_validation_at_checkpoints_ranks_the_best(full_run, tmp_path):
   """eval.validate_at_checkpoints logs held-out accuracy at every checkpoint
   step, equal to what --mode eval computes for that checkpoint, and
   best_metric='val_top1_fused' ranks checkpoints by it."""
-  from jaxact.runtime import checkpoint as ckpt
-
   config = fake_run.tiny_config(
     **{
       "eval.validate_at_checkpoints": True,
@@ -229,3 +234,57 @@ def test_validation_at_checkpoints_ranks_the_best(full_run, tmp_path):
   expected = max((2, 4, 6), key=lambda s: (rows[s]["val_top1_fused"], s))
   assert ckpt.resolve_step(manager, "best", metric="val_top1_fused") == expected
   manager.close()
+
+
+def _damage(workdir, step):
+  """Overwrite the array data of checkpoint ``step`` with random bytes."""
+  files = glob.glob(os.path.join(workdir, "checkpoints", str(step), "model", "d", "*"))
+  assert files
+  rng = np.random.default_rng(step)
+  for path in files:
+    size = os.path.getsize(path)
+    with open(path, "wb") as f:
+      f.write(rng.integers(0, 256, size, dtype=np.uint8).tobytes())
+
+
+def test_damaged_newest_checkpoint_resumes_from_the_one_before(full_run, tmp_path, caplog):
+  config = fake_run.tiny_config(num_train_steps=4, **{"eval.run_after_training": False})
+  jaxact_main.run(
+    config, str(tmp_path), "train", model_fn=fake_run.model_fn, loader_fn=fake_run.loader_fn
+  )
+  _damage(tmp_path, 4)
+  with caplog.at_level("WARNING", logger="jaxact.runtime.checkpoint"):
+    jaxact_main.run(
+      fake_run.tiny_config(**{"eval.run_after_training": False}),
+      str(tmp_path),
+      "train",
+      model_fn=fake_run.model_fn,
+      loader_fn=fake_run.loader_fn,
+    )
+  lines = [r.getMessage() for r in caplog.records if "cannot be read" in r.getMessage()]
+  assert len(lines) == 1 and "[4]" in lines[0] and "using step 2" in lines[0], lines
+  assert "\n" not in lines[0]
+  # Nothing is deleted: the damaged step is kept aside; the run saved 4 and 6 again.
+  assert os.listdir(tmp_path / "checkpoints_unreadable") == ["4"]
+  assert _steps(tmp_path) == [2, 4, 6]
+  full, resumed = _losses(full_run[0]), _losses(tmp_path)
+  np.testing.assert_allclose([resumed[s] for s in (3, 4, 5, 6)], [full[s] for s in (3, 4, 5, 6)])
+
+
+def test_eval_latest_falls_back_and_all_damaged_is_one_error(full_run, tmp_path, caplog):
+  shutil.copytree(full_run[0] / "checkpoints", tmp_path / "checkpoints")
+  _damage(tmp_path, 6)
+  config = fake_run.tiny_config()
+  with caplog.at_level("WARNING", logger="jaxact.runtime.checkpoint"):
+    results = jaxact_main.run(
+      config, str(tmp_path), "eval", model_fn=fake_run.model_fn, loader_fn=fake_run.loader_fn
+    )
+  assert results["step"] == 4
+  assert any("using step 4" in r.getMessage() for r in caplog.records)
+  assert _steps(tmp_path) == [2, 4, 6]  # evaluation moves nothing
+  for step in (2, 4):
+    _damage(tmp_path, step)
+  with pytest.raises(ckpt.CheckpointError, match=r"step\(s\) \[2, 4, 6\] are damaged"):
+    jaxact_main.run(
+      config, str(tmp_path), "eval", model_fn=fake_run.model_fn, loader_fn=fake_run.loader_fn
+    )
