@@ -45,14 +45,14 @@ def mean_class_accuracy(confusion: np.ndarray) -> float:
 
 
 def fuse_scores(scores: Mapping[str, np.ndarray], weights: Mapping[str, float]) -> np.ndarray:
-  """Weighted sum of per-stream scores; streams with weight 0 are skipped.
+  """Weighted sum (late fusion) of per-stream scores; streams with weight 0 are skipped.
+
+  ``weights`` has a non-zero weight (``jaxact.config.validate``).
 
   Raises:
-    ValueError: a weighted stream is missing or every weight is 0.
+    ValueError: a weighted stream is one the model gives no scores for.
   """
   used = {k: float(w) for k, w in weights.items() if float(w)}
-  if not used:
-    raise ValueError("config.eval.fusion_weights: every weight is 0")
   missing = sorted(set(used) - set(scores))
   if missing:
     raise ValueError(

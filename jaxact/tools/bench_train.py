@@ -21,15 +21,29 @@ import time
 import jax
 import numpy as np
 
+from jaxact import config as config_lib
+from jaxact import models
+from jaxact.runtime import checkpoint as ckpt
+from jaxact.runtime import mesh as mesh_lib
+from jaxact.runtime import state as state_lib
+from jaxact.train import optim
+from jaxact.train import step as step_lib
 
-def _time(fn, repeats: int) -> float:
-  fn()  # warm-up / compile
-  best = float("inf")
+
+def _times(fn, repeats: int) -> np.ndarray:
+  """Seconds of ``repeats`` timed calls of ``fn`` after one warm-up (compile) call."""
+  fn()
+  out = []
   for _ in range(repeats):
     t = time.perf_counter()
     fn()
-    best = min(best, time.perf_counter() - t)
-  return best
+    out.append(time.perf_counter() - t)
+  return np.asarray(out)
+
+
+def _fmt(times: np.ndarray) -> str:
+  """``median ms (min–max)``."""
+  return f"{np.median(times) * 1e3:.1f} ms ({times.min() * 1e3:.1f}–{times.max() * 1e3:.1f})"
 
 
 def main() -> None:
@@ -41,14 +55,6 @@ def main() -> None:
   parser.add_argument("--flow_length", type=int, default=5)
   parser.add_argument("--repeats", type=int, default=5)
   args = parser.parse_args()
-
-  from jaxact import config as config_lib
-  from jaxact import models
-  from jaxact.runtime import checkpoint as ckpt
-  from jaxact.runtime import mesh as mesh_lib
-  from jaxact.train import optim
-  from jaxact.runtime import state as state_lib
-  from jaxact.train import step as step_lib
 
   config = config_lib.get_base_config()
   config.model.name = args.model
@@ -84,18 +90,19 @@ def main() -> None:
     _, m = plain(ref_state, ref_batch)
     jax.block_until_ready(m)
 
-  t_sharded = _time(run_sharded, args.repeats)
-  t_plain = _time(run_plain, args.repeats)
+  t_sharded = _times(run_sharded, args.repeats)
+  t_plain = _times(run_plain, args.repeats)
   print(
     f"devices: {jax.device_count()} x {jax.devices()[0].device_kind}; model {args.model}, "
     f"batch {b} x T={t} x {s}px, 2L={l2}"
   )
   print(
-    f"train step: jaxact mesh+donation {t_sharded * 1e3:.1f} ms, plain jit (1 device) "
-    f"{t_plain * 1e3:.1f} ms, ratio plain/jaxact = {t_plain / t_sharded:.2f}"
+    f"train step (median of {args.repeats}, min–max): jaxact mesh+donation {_fmt(t_sharded)}, "
+    f"plain jit (1 device) {_fmt(t_plain)}, ratio of medians plain/jaxact = "
+    f"{np.median(t_plain) / np.median(t_sharded):.2f}"
   )
 
-  def save_time(async_save: bool) -> float:
+  def save_times(async_save: bool) -> np.ndarray:
     with tempfile.TemporaryDirectory() as d:
       manager = ckpt.create_manager(d, async_save=async_save, best_metric=None)
       times = []
@@ -106,13 +113,14 @@ def main() -> None:
         times.append(time.perf_counter() - t0)
         manager.wait_until_finished()
       manager.close()
-      return float(np.median(times))
+      return np.asarray(times)
 
-  t_async, t_sync = save_time(True), save_time(False)
+  t_async, t_sync = save_times(True), save_times(False)
   n_bytes = sum(x.nbytes for x in jax.tree.leaves(holder["state"]))
   print(
-    f"checkpoint ({n_bytes / 2**20:.1f} MiB): loop blocked {t_async * 1e3:.0f} ms async vs "
-    f"{t_sync * 1e3:.0f} ms sync, ratio sync/async = {t_sync / t_async:.2f}"
+    f"checkpoint ({n_bytes / 2**20:.1f} MiB): loop blocked {_fmt(t_async)} async vs "
+    f"{_fmt(t_sync)} sync, ratio of medians sync/async = "
+    f"{np.median(t_sync) / np.median(t_async):.2f}"
   )
 
 

@@ -22,49 +22,59 @@ import jax
 import jax.numpy as jnp
 import optax
 
-OPTIMIZERS = ("sgd", "adam", "adamw")
-SCHEDULES = ("constant", "step", "cosine")
+
+def _sgd(cfg: Any, lr: optax.Schedule) -> optax.GradientTransformation:
+  wd = float(cfg.weight_decay)
+  parts = [optax.add_decayed_weights(wd)] if wd else []
+  parts.append(optax.sgd(lr, momentum=float(cfg.momentum) or None, nesterov=bool(cfg.nesterov)))
+  return optax.chain(*parts)
+
+
+def _adam(cfg: Any, lr: optax.Schedule) -> optax.GradientTransformation:
+  wd = float(cfg.weight_decay)
+  parts = [optax.add_decayed_weights(wd)] if wd else []
+  parts.append(optax.adam(lr, b1=cfg.b1, b2=cfg.b2, eps=cfg.eps))
+  return optax.chain(*parts)
+
+
+def _adamw(cfg: Any, lr: optax.Schedule) -> optax.GradientTransformation:
+  return optax.adamw(lr, b1=cfg.b1, b2=cfg.b2, eps=cfg.eps, weight_decay=float(cfg.weight_decay))
+
+
+# config.optimizer.name → (cfg, lr schedule) → transformation. jaxact.config
+# validates the name against these keys.
+OPTIMIZERS: dict[str, Callable[[Any, optax.Schedule], optax.GradientTransformation]] = {
+  "sgd": _sgd,
+  "adam": _adam,
+  "adamw": _adamw,
+}
+
+# config.optimizer.schedule → (cfg, base lr, num_train_steps) → schedule.
+SCHEDULES: dict[str, Callable[[Any, float, int], optax.Schedule]] = {
+  "constant": lambda cfg, base, n: optax.constant_schedule(base),
+  "step": lambda cfg, base, n: optax.piecewise_constant_schedule(
+    base, {int(s): float(cfg.decay_factor) for s in cfg.decay_steps}
+  ),
+  "cosine": lambda cfg, base, n: optax.cosine_decay_schedule(base, max(1, n - cfg.warmup_steps)),
+}
 
 
 def create_schedule(cfg: Any, num_train_steps: int) -> optax.Schedule:
   """Learning rate as a function of the (optimizer) step.
 
   Args:
-    cfg: ``config.optimizer``.
+    cfg: ``config.optimizer`` (validated: ``schedule`` is a key of :data:`SCHEDULES`).
     num_train_steps: total steps (for cosine decay).
 
   Returns:
     An optax schedule ``step -> lr``.
   """
   base = float(cfg.learning_rate)
-  if cfg.schedule == "constant":
-    sched = optax.constant_schedule(base)
-  elif cfg.schedule == "step":
-    boundaries = {int(s): float(cfg.decay_factor) for s in cfg.decay_steps}
-    sched = optax.piecewise_constant_schedule(base, boundaries)
-  elif cfg.schedule == "cosine":
-    sched = optax.cosine_decay_schedule(base, max(1, num_train_steps - cfg.warmup_steps))
-  else:
-    raise ValueError(f"config.optimizer.schedule={cfg.schedule!r}; choose one of {SCHEDULES}")
+  sched = SCHEDULES[cfg.schedule](cfg, base, num_train_steps)
   if cfg.warmup_steps:
     warm = optax.linear_schedule(0.0, base, int(cfg.warmup_steps))
     sched = optax.join_schedules([warm, sched], [int(cfg.warmup_steps)])
   return sched
-
-
-def _base_optimizer(cfg: Any, lr: optax.Schedule) -> optax.GradientTransformation:
-  wd = float(cfg.weight_decay)
-  if cfg.name == "sgd":
-    parts = [optax.add_decayed_weights(wd)] if wd else []
-    parts.append(optax.sgd(lr, momentum=float(cfg.momentum) or None, nesterov=bool(cfg.nesterov)))
-    return optax.chain(*parts)
-  if cfg.name == "adam":
-    parts = [optax.add_decayed_weights(wd)] if wd else []
-    parts.append(optax.adam(lr, b1=cfg.b1, b2=cfg.b2, eps=cfg.eps))
-    return optax.chain(*parts)
-  if cfg.name == "adamw":
-    return optax.adamw(lr, b1=cfg.b1, b2=cfg.b2, eps=cfg.eps, weight_decay=wd)
-  raise ValueError(f"config.optimizer.name={cfg.name!r}; choose one of {OPTIMIZERS}")
 
 
 def _scaled(schedule: optax.Schedule, factor: float) -> optax.Schedule:
@@ -119,9 +129,9 @@ def create_optimizer(
       f"config.optimizer.frozen / lr_multipliers name {unknown}, which are not parameter "
       f"groups of the model; its groups are {sorted(param_names)}"
     )
-  transforms = {"default": _base_optimizer(cfg, schedule), "frozen": optax.set_to_zero()}
+  transforms = {"default": OPTIMIZERS[cfg.name](cfg, schedule), "frozen": optax.set_to_zero()}
   for name, factor in multipliers.items():
-    transforms[f"x{name}"] = _base_optimizer(cfg, _scaled(schedule, float(factor)))
+    transforms[f"x{name}"] = OPTIMIZERS[cfg.name](cfg, _scaled(schedule, float(factor)))
   label_fn: Callable[[Any], Any] = lambda params: part_labels(params, frozen, multipliers)
   tx = optax.multi_transform(transforms, label_fn)
   if cfg.grad_clip_norm:

@@ -21,6 +21,7 @@ import jax
 import optax
 from etils import epath
 
+from jaxact.models import convert
 from jaxact.runtime import checkpoint as ckpt
 from jaxact.runtime import mesh as mesh_lib
 from jaxact.runtime.state import TrainState
@@ -102,11 +103,9 @@ def init_state_from(
     model: the network (needed for ``kind='torch'``).
 
   Raises:
-    InitFromError: the path is missing or nothing in it matches the model.
+    InitFromError: nothing in the path matches the model.
   """
-  path = os.path.expanduser(cfg.path)
-  if not os.path.exists(path):
-    raise InitFromError(f"config.init_from.path={cfg.path!r} does not exist")
+  path = os.path.expanduser(cfg.path)  # jaxact.config.validate: it exists, kind in KINDS
   kind = cfg.kind if cfg.kind != "auto" else ("orbax" if os.path.isdir(path) else "torch")
   current = {"params": state.params, "batch_stats": state.batch_stats}
   if kind == "orbax":
@@ -131,16 +130,12 @@ def init_state_from(
         len(ignored),
         ", ".join(ignored[:20]) + (" ..." if len(ignored) > 20 else ""),
       )
-  elif kind == "torch":
-    from jaxact.models import convert
-
+  else:  # "torch"
     variables = jax.device_get(current)
     for stream in cfg.streams:
       variables = convert.from_torch(
         path, model, layout=cfg.layout, variables=variables, stream=stream
       )
-  else:
-    raise InitFromError(f"config.init_from.kind={cfg.kind!r}; choose 'auto', 'orbax' or 'torch'")
   replicated = mesh_lib.replicated(mesh)
   params = jax.device_put(variables["params"], replicated)
   batch_stats = jax.device_put(variables.get("batch_stats", {}), replicated)
