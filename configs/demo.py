@@ -4,6 +4,9 @@ Command::
 
   python -m jaxact.main --config configs/demo.py --workdir /tmp/jaxact_demo
 
+(The default ``--config``: ``python -m jaxact.main --workdir /tmp/jaxact_demo``
+runs the installed copy of this file from any folder, as does ``--config demo``.)
+
 Hardware: any CPU; a 2-core laptop is enough (no GPU needed).
 Expected time: under 10 minutes on a 2-core CPU, including building the
 dataset on first use (~1 minute: 360 clips of 16 frames at 64×64, TV-L1 flow).
@@ -19,7 +22,7 @@ fused 87.5%); 5 min 29 s when it was shared with other jobs (build 1 min
 evaluation is of the last checkpoint (``eval.checkpoint='best'`` would pick
 by the test clips themselves, as this demo has no separate validation split).
 
-Variants (``--config configs/demo.py:ARG``):
+Variants (``--config configs/demo.py:ARG`` or ``--config demo:ARG``):
 
 * ``smoke``: 4 training steps on 4 clips per batch, for tests (seconds once
   compiled);
@@ -27,11 +30,12 @@ Variants (``--config configs/demo.py:ARG``):
   (ResNet-tiny + sum fusion + ConvLSTM).
 """
 
-from jaxact.config import get_base_config, parse_config_arg
+from jaxact.config import get_base_config
+from jaxact.configs import common
 
 
 def get_config(arg: str | None = None):
-  args = parse_config_arg(arg, smoke=False, lstm=False)
+  args = common.parse_arg(arg, smoke=False, lstm=False)
   c = get_base_config()
   c.seed = 0
   c.model.name = "two_stream_lstm_tiny" if args["lstm"] else "two_stream_convlstm_tiny"
@@ -58,8 +62,8 @@ def get_config(arg: str | None = None):
   c.optimizer.schedule = "cosine"
   c.optimizer.warmup_steps = 20
   c.optimizer.grad_clip_norm = 5.0
-  # Train the fused head and each stream's own classifier, so that the three
-  # accuracies can be compared.
+  # Train the head (the network's own fused classifier) and each stream's own
+  # classifier, so that the accuracies can be compared.
   c.loss.head_weight = 1.0
   c.loss.spatial_weight = 1.0
   c.loss.temporal_weight = 1.0

@@ -1,9 +1,12 @@
-"""Experiment config schema, defaults and start-up validation.
+"""Experiment config schema (defaults) and the one start-up validation.
 
-Every experiment file in ``configs/`` starts from :func:`get_base_config` and
-overrides fields; :func:`validate` runs before anything heavy so that a typo,
-an impossible batch size or a missing file fails in a second with one clear
-message (:class:`ConfigError`), not after an hour with a traceback.
+Every experiment file in ``configs/`` (installed as ``jaxact.configs``) starts
+from :func:`get_base_config` and writes out its settings. Before anything is
+built or compiled, :func:`validate` checks everything that can be checked
+without reading the dataset, so that a typo, an impossible batch size or a
+missing file fails in seconds with one clear message (:class:`ConfigError`),
+not after an hour with a traceback; :func:`validate_dataset` then checks that
+the dataset is built and has the named splits.
 
 Top-level fields (the fixed names users and scripts rely on are marked *):
 
@@ -14,29 +17,41 @@ Top-level fields (the fixed names users and scripts rely on are marked *):
   fields, e.g. ``backbone``, ``fusion``, ``freeze_backbones``).
 * ``data``: ``jaxact.data.config.get_data_config()``; ``build_dataset`` builds
   it on first use (the demo).
-* ``optimizer`` (see ``jaxact.train.optim``), ``loss`` (weights of the fused
-  and per-stream cross-entropies), ``compute_dtype`` (``float32`` /
-  ``bfloat16``), ``grad_accum_steps``.
+* ``optimizer`` (see ``jaxact.train.optim``), ``loss`` (weights of the
+  cross-entropies of the head, the network's own fused classifier, and of
+  each stream's classifier), ``compute_dtype`` (``float32`` / ``bfloat16``),
+  ``grad_accum_steps``.
 * ``checkpoint``: ``max_to_keep``, ``best_metric`` (a logged metric: a
-  training one such as ``top1_fused``, or ``val_top1_fused`` with
+  training one such as ``top1_head``, or ``val_top1_fused`` with
   ``eval.validate_at_checkpoints``; '' = none), ``best_mode``, ``async_save``.
 * ``init_from``: ``path`` ('' = none), ``kind``, ``step``, ``layout``,
   ``streams`` (see ``jaxact.train.pretrained``).
 * ``eval``: ``checkpoint``, ``batch_size`` (global clips, each with V views),
-  ``fusion_weights`` (``head`` / ``spatial`` / ``temporal``; ``fused`` scores =
-  the weighted sum of the streams' view-averaged softmax scores, ``head`` being
-  the network's own fused classifier), ``run_after_training``.
+  ``fusion_weights`` (``head`` / ``spatial`` / ``temporal``; the ``fused``
+  scores = the weighted sum of these view-averaged softmax scores: late
+  fusion), ``run_after_training``.
 * ``progress_bar`` (process 0, stderr), ``tensorboard`` (event files in
   ``WORKDIR/tensorboard``; tensorboardX imports torch when it is installed,
   which costs a few seconds at start).
 """
 
+import dataclasses
 import os
 from typing import Any
 
 import ml_collections
 
-FUSION_STREAMS = ("head", "spatial", "temporal")
+from jaxact import models
+from jaxact.data import datasets, sampling, transforms
+from jaxact.data.config import DATASET_NAMES, get_data_config
+from jaxact.models.convert import LAYOUTS
+from jaxact.runtime.checkpoint import BEST_MODES
+from jaxact.runtime.metrics import FUSION_STREAMS
+from jaxact.runtime.scoring import COMPUTE_DTYPES
+from jaxact.train import optim, pretrained
+
+# What `python -m jaxact.main --mode` runs.
+MODES = ("train", "eval")
 
 
 class ConfigError(ValueError):
@@ -45,8 +60,6 @@ class ConfigError(ValueError):
 
 def get_base_config() -> ml_collections.ConfigDict:
   """Defaults of every field (unlocked; experiment files override)."""
-  from jaxact.data.config import get_data_config
-
   c = ml_collections.ConfigDict()
   c.seed = 0
   c.model = ml_collections.ConfigDict(
@@ -107,7 +120,10 @@ def get_base_config() -> ml_collections.ConfigDict:
       # val_top1_{spatial,temporal,fused}, so checkpoint.best_metric can rank
       # checkpoints by held-out accuracy (e.g. 'val_top1_fused').
       "validate_at_checkpoints": False,
-      "fusion_weights": ml_collections.ConfigDict({"head": 1.0, "spatial": 0.0, "temporal": 0.0}),
+      # Late fusion: one weight per stream whose scores evaluation can weigh.
+      "fusion_weights": ml_collections.ConfigDict(
+        {stream: 1.0 if stream == "head" else 0.0 for stream in FUSION_STREAMS}
+      ),
     }
   )
   return c
@@ -135,31 +151,46 @@ def _check(cond: bool, msg: str) -> None:
     raise ConfigError(msg)
 
 
+def _choice(config: Any, key: str, choices: Any) -> None:
+  """``config.<key>`` (dotted) must be one of ``choices``."""
+  value = config
+  for part in key.split("."):
+    value = value[part]
+  known = ", ".join(repr(c) for c in choices)
+  _check(value in choices, f"config.{key}={value!r} is not known; choose one of {known}")
+
+
 def validate(
-  config: Any,
-  *,
-  device_count: int,
-  process_count: int = 1,
-  mode: str = "train",
-  check_dataset: bool = False,
+  config: Any, *, device_count: int, process_count: int = 1, mode: str = "train"
 ) -> None:
-  """Check ``config`` before running; raise :class:`ConfigError` on the first problem.
+  """Check everything static in ``config``; raise :class:`ConfigError` on the first problem.
+
+  Reads no dataset (see :func:`validate_dataset`), so it runs before anything
+  is built or compiled, even with ``build_dataset=True``.
 
   Args:
     config: the experiment config.
     device_count: devices over all processes (``jax.device_count()``).
     process_count: number of processes.
-    mode: ``'train'`` or ``'eval'``.
-    check_dataset: also check that the dataset is built (or will be) and has
-      ``data.eval_split`` (and, to train, ``data.train_split``).
+    mode: one of :data:`MODES`.
 
   Raises:
     ConfigError: unknown or missing keys, impossible sizes, unknown names,
-      missing files. ``jaxact.data.datasets.DatasetNotBuiltError`` when the
-      dataset is not built (its message gives the build command).
+      missing files; the message names the field and the fix.
   """
-  base = get_base_config()
-  have, want = _flat_keys(config), _flat_keys(base)
+  _check(mode in MODES, f"--mode={mode!r}; choose one of {', '.join(MODES)}")
+  _check_keys(config)
+  _check_sizes(config, device_count, process_count)
+  _check_model(config)
+  _check_data(config)
+  _check_training(config)
+  _check_checkpoints(config)
+  _check_init_from(config, mode)
+  _check_eval(config)
+
+
+def _check_keys(config: Any) -> None:
+  have, want = _flat_keys(config), _flat_keys(get_base_config())
   unknown, missing = sorted(have - want), sorted(want - have)
   _check(
     not unknown,
@@ -171,8 +202,9 @@ def validate(
     f"Config is missing key(s) {missing}; start experiment files from "
     "jaxact.config.get_base_config().",
   )
-  _check(mode in ("train", "eval"), f"--mode={mode!r}; choose 'train' or 'eval'")
 
+
+def _check_sizes(config: Any, device_count: int, process_count: int) -> None:
   for key in (
     "num_train_steps",
     "log_every_steps",
@@ -181,7 +213,10 @@ def validate(
     "grad_accum_steps",
   ):
     _check(int(config[key]) > 0, f"config.{key}={config[key]} must be a positive integer")
-  _check(config.eval.batch_size > 0, f"config.eval.batch_size={config.eval.batch_size} must be > 0")
+  _check(
+    config.eval.batch_size > 0,
+    f"config.eval.batch_size={config.eval.batch_size} must be a positive integer",
+  )
   per_step = config.batch_size // config.grad_accum_steps
   _check(
     config.batch_size % config.grad_accum_steps == 0,
@@ -197,39 +232,111 @@ def validate(
     )
     _check(
       size % process_count == 0,
-      f"config.{name}={size} is not divisible by the {process_count} processes",
+      f"config.{name} (per micro-batch: {size}) is not divisible by the {process_count} "
+      f"processes; use a multiple of {process_count}",
     )
 
-  from jaxact import models
 
+def _check_model(config: Any) -> None:
+  known = models.names()
   _check(
-    config.model.name in models.names(),
-    f"config.model.name={config.model.name!r} is not a registered model; known: "
-    f"{', '.join(models.names())}",
+    config.model.name in known,
+    f"config.model.name={config.model.name!r} is not a registered model; known: {', '.join(known)}",
   )
-  _check(
-    config.compute_dtype in ("float32", "bfloat16"),
-    f"config.compute_dtype={config.compute_dtype!r}; choose 'float32' or 'bfloat16'",
-  )
+  # Building the (unbound) module checks the override names; nothing is initialised.
+  try:
+    models.create(config.model.name, num_classes=2, **config.model.overrides)
+  except TypeError as e:
+    module = models.create(config.model.name, num_classes=2)
+    fields = sorted(f.name for f in dataclasses.fields(module) if f.init and f.name != "parent")
+    raise ConfigError(
+      f"config.model.overrides={dict(config.model.overrides)} do not fit "
+      f"{config.model.name!r} ({e}); its fields are {', '.join(fields)}"
+    ) from None
+  _choice(config, "compute_dtype", tuple(COMPUTE_DTYPES))
+
+
+def _check_data(config: Any) -> None:
+  data = config.data
+  _choice(config, "data.name", tuple(DATASET_NAMES))
+  _choice(config, "data.sampling", sampling.SCHEMES)
+  _choice(config, "data.augment", tuple(transforms.TRAIN_AUGMENTS))
+  _choice(config, "data.eval_crops", transforms.EVAL_CROPS)
+  for key in ("num_steps", "flow_length", "resize_short", "image_size", "crop_base", "eval_clips"):
+    _check(data[key] >= 1, f"config.data.{key}={data[key]} must be a positive integer")
+  for key in ("num_workers", "prefetch", "read_threads"):
+    _check(data[key] >= 0, f"config.data.{key}={data[key]} must be >= 0")
+  for key in ("erasing_prob", "flip_prob"):
+    _check(0 <= data[key] <= 1, f"config.data.{key}={data[key]} must be a probability in [0, 1]")
+  for key in ("data_dir", "manual_dir"):
+    value = data[key]
+    _check(
+      not value
+      or os.path.isdir(os.path.expanduser(value))
+      or (key == "data_dir" and config.build_dataset),
+      f"config.data.{key}={value!r} is not a directory",
+    )
+
+
+def _check_training(config: Any) -> None:
   opt = config.optimizer
-  _check(
-    opt.name in ("sgd", "adam", "adamw"),
-    f"config.optimizer.name={opt.name!r}; choose 'sgd', 'adam' or 'adamw'",
-  )
-  _check(
-    opt.schedule in ("constant", "step", "cosine"),
-    f"config.optimizer.schedule={opt.schedule!r}; choose 'constant', 'step' or 'cosine'",
-  )
+  _choice(config, "optimizer.name", tuple(optim.OPTIMIZERS))
+  _choice(config, "optimizer.schedule", tuple(optim.SCHEDULES))
   _check(opt.learning_rate > 0, f"config.optimizer.learning_rate={opt.learning_rate} must be > 0")
+  for key in ("weight_decay", "warmup_steps", "grad_clip_norm"):
+    _check(opt[key] >= 0, f"config.optimizer.{key}={opt[key]} must be >= 0")
+  # The loss terms are the schema's `<name>_weight` fields (jaxact.train.step reads them).
+  weights = {k: v for k, v in config.loss.items() if k.endswith("_weight")}
+  for key, w in weights.items():
+    _check(w >= 0, f"config.loss.{key}={w} must be >= 0")
   _check(
-    any(config.loss[f"{k}_weight"] for k in ("head", "spatial", "temporal")),
-    "config.loss: every loss weight is 0, nothing would be trained",
+    any(weights.values()),
+    f"config.loss: every loss weight is 0 ({', '.join(sorted(weights))}), nothing would be "
+    "trained; set e.g. --config.loss.head_weight=1",
   )
-  weights = dict(config.eval.fusion_weights)
+  smoothing = config.loss.label_smoothing
+  _check(0 <= smoothing < 1, f"config.loss.label_smoothing={smoothing} must be in [0, 1)")
+
+
+def _check_checkpoints(config: Any) -> None:
+  ckpt = config.checkpoint
+  _check(ckpt.max_to_keep > 0, f"config.checkpoint.max_to_keep={ckpt.max_to_keep} must be > 0")
+  _choice(config, "checkpoint.best_mode", BEST_MODES)
   _check(
-    set(weights) <= set(FUSION_STREAMS) and any(weights.values()),
-    f"config.eval.fusion_weights={weights}: keys must be among {FUSION_STREAMS} "
-    "with at least one non-zero weight",
+    not str(ckpt.best_metric).startswith("val_") or config.eval.validate_at_checkpoints,
+    f"config.checkpoint.best_metric={ckpt.best_metric!r} is measured only "
+    "with config.eval.validate_at_checkpoints=True",
+  )
+
+
+def _check_init_from(config: Any, mode: str) -> None:
+  init = config.init_from
+  _choice(config, "init_from.kind", pretrained.KINDS)
+  _choice(config, "init_from.layout", LAYOUTS)
+  step = str(init.step)
+  _check(
+    step == "latest" or step.isdigit(),
+    f"config.init_from.step={step!r}; use 'latest' or a step number",
+  )
+  if mode == "train" and init.path:
+    path = os.path.expanduser(init.path)
+    _check(
+      os.path.exists(path),
+      f"config.init_from.path={init.path!r} does not exist (a run's workdir, or a "
+      "PyTorch / safetensors weights file; '' starts from scratch)",
+    )
+
+
+def _check_eval(config: Any) -> None:
+  weights = dict(config.eval.fusion_weights)  # keys: FUSION_STREAMS (checked with the schema)
+  _check(
+    all(w >= 0 for w in weights.values()),
+    f"config.eval.fusion_weights={weights}: weights must be >= 0",
+  )
+  _check(
+    any(weights.values()),
+    f"config.eval.fusion_weights={weights}: every weight is 0, so nothing would be scored; "
+    "set e.g. --config.eval.fusion_weights.head=1",
   )
   which = str(config.eval.checkpoint)
   _check(
@@ -240,239 +347,30 @@ def validate(
     which != "best" or bool(config.checkpoint.best_metric),
     "config.eval.checkpoint='best' needs config.checkpoint.best_metric",
   )
-  _check(
-    not str(config.checkpoint.best_metric).startswith("val_")
-    or config.eval.validate_at_checkpoints,
-    f"config.checkpoint.best_metric={config.checkpoint.best_metric!r} is measured only "
-    "with config.eval.validate_at_checkpoints=True",
-  )
-  _check(
-    config.checkpoint.best_mode in ("max", "min"),
-    f"config.checkpoint.best_mode={config.checkpoint.best_mode!r}; choose 'max' or 'min'",
-  )
-  _check(
-    config.checkpoint.max_to_keep > 0,
-    f"config.checkpoint.max_to_keep={config.checkpoint.max_to_keep} must be > 0",
-  )
-
-  if mode == "train" and config.init_from.path:
-    path = os.path.expanduser(config.init_from.path)
-    _check(os.path.exists(path), f"config.init_from.path={config.init_from.path!r} does not exist")
-    _check(
-      config.init_from.kind in ("auto", "orbax", "torch"),
-      f"config.init_from.kind={config.init_from.kind!r}; choose 'auto', 'orbax' or 'torch'",
-    )
-  for key in ("data_dir", "manual_dir"):
-    value = config.data[key]
-    _check(
-      not value
-      or os.path.isdir(os.path.expanduser(value))
-      or (key == "data_dir" and config.build_dataset),
-      f"config.data.{key}={value!r} is not a directory",
-    )
-  if check_dataset and not config.build_dataset:
-    from jaxact.data import datasets
-
-    info = datasets.load_info(
-      config.data.name, config.data.data_dir or None, config=config.data.builder_config
-    )
-    for key in ("train_split", "eval_split") if mode == "train" else ("eval_split",):
-      _check(
-        config.data[key] in info.split_sizes,
-        f"config.data.{key}={config.data[key]!r} is not a split of "
-        f"{info.name}/{info.config}; it has {', '.join(sorted(info.split_sizes))}",
-      )
-
-
-def parse_config_arg(arg: str | None, **defaults: Any) -> dict[str, Any]:
-  """Parse the ``:arg`` of ``--config path.py:arg`` (``smoke``, ``split=2,stage=1``).
-
-  A bare word ``w`` sets ``w=True``; values are converted to the type of the
-  default. Unknown names raise :class:`ConfigError` listing the known ones.
-  """
-  out = dict(defaults)
-  for item in filter(None, (arg or "").split(",")):
-    key, sep, value = item.partition("=")
-    key = key.strip()
-    if key not in defaults:
-      raise ConfigError(f"Unknown config argument {key!r}; known: {sorted(defaults)}")
-    kind = type(defaults[key])
-    if not sep:
-      out[key] = True
-    elif kind is bool:
-      out[key] = value.strip().lower() in ("1", "true", "yes")
-    else:
-      try:
-        out[key] = kind(value.strip())
-      except ValueError:
-        raise ConfigError(f"Config argument {key}={value!r} is not a {kind.__name__}") from None
-  return out
-
-
-# Paper presets shared by the configs/ files (which document and vary them).
-
-
-def official_split(c, split: int) -> None:
-  """Train and evaluate on official split ``split`` of UCF101 / HMDB51.
-
-  The builder config ``all`` stores every video once for the three splits;
-  ``train{split}`` / ``test{split}`` are unions of its stored partitions
-  (``jaxact.data.datasets.official_splits``).
-  """
-  if split not in (1, 2, 3):
-    raise ConfigError(f"split={split}: the official splits are 1, 2 and 3")
-  c.data.builder_config = "all"
-  c.data.train_split = f"train{split}"
-  c.data.eval_split = f"test{split}"
-
-
-def paper_a_config(dataset: str, split: int = 0, smoke: bool = False):
-  """Paper A's settings for ``dataset`` (``kinetics400``; ``ucf101`` / ``hmdb51``
-  with ``split`` 1, 2 or 3: builder config ``all``, ``train{split}`` /
-  ``test{split}``)."""
-  c = get_base_config()
-  if dataset != "kinetics400":
-    official_split(c, split)
-  c.model.name = "two_stream_lstm"
-  c.model.overrides.backbone = "cotnet101"
-  c.model.overrides.fusion = "concat"
-  c.model.overrides.fc1_dropout = 0.5
-  c.model.overrides.fc2_dropout = 0.5
-
-  c.data.name = dataset
-  if dataset == "kinetics400":
-    # The CVDF test annotations carry no labels: evaluate on the validation set.
-    c.data.eval_split = "validation"
-  c.data.sampling = "segments"
-  c.data.num_steps = 3
-  c.data.flow_length = 10
-  c.data.resize_short = 256
-  c.data.image_size = 224
-  c.data.augment = "paper_a"
-  c.data.eval_clips = 1
-  c.data.eval_crops = 3
-  c.data.num_workers = 8
-
-  c.batch_size = 64
-  c.num_train_steps = 500
-  c.log_every_steps = 10
-  c.checkpoint_every_steps = 100
-  c.compute_dtype = "bfloat16"
-  c.optimizer.name = "sgd"
-  c.optimizer.learning_rate = 1e-3
-  c.optimizer.momentum = 0.9
-  c.optimizer.schedule = "step"
-  c.optimizer.decay_steps = (450,)
-  c.optimizer.decay_factor = 0.1
-  c.loss.head_weight = 1.0
-  c.checkpoint.best_metric = "top1_head"
-  c.init_from.kind = "torch"
-  c.init_from.layout = "cotnet"
-  c.eval.batch_size = 32
-  c.eval.fusion_weights.head = 1.0
-  if smoke:
-    smoke_overrides(c)
-  return c
-
-
-def paper_b_config(dataset: str, split: int, stage: int, smoke: bool = False):
-  """Paper B's settings for ``dataset`` split ``split`` and training ``stage``.
-
-  Data: builder config ``all`` (every video stored once), ``train{split}`` /
-  ``test{split}``.
-
-  Stage 1 fine-tunes each ResNet-101 stream alone (loss on each stream's own
-  classifier; SGD 0.9, weight decay 1e-4, spatial lr 5e-6, temporal lr 1000×
-  larger). Stage 2 starts from stage 1's run (``init_from.path``), freezes
-  both backbones (weights and BatchNorm statistics) and trains the sum-fused
-  conv5 → ConvLSTM head with Adam 5e-5 on 25 equally spaced frames.
-  """
-  if stage not in (1, 2):
-    raise ConfigError(f"stage={stage}: paper B has stages 1 and 2")
-  c = get_base_config()
-  official_split(c, split)
-  c.model.name = "two_stream_convlstm"
-  c.model.overrides.backbone = "resnet101"
-  c.model.overrides.fusion = "sum"
-  c.model.overrides.fusion_layer = "conv5"
-  c.model.overrides.convlstm_features = 300
-  c.model.overrides.convlstm_layers = 1
-  c.model.overrides.convlstm_kernel = 3
-
-  c.data.name = dataset
-  c.data.sampling = "uniform"
-  c.data.flow_length = 10
-  c.data.resize_short = 256
-  c.data.image_size = 224
-  c.data.augment = "paper_b"
-  c.data.eval_clips = 1
-  c.data.eval_crops = 1
-  c.data.num_workers = 8
-  c.compute_dtype = "bfloat16"
-  c.log_every_steps = 20
-  c.checkpoint_every_steps = 500
-  c.optimizer.weight_decay = 1e-4
-
-  if stage == 1:
-    c.data.num_steps = 5
-    c.batch_size = 32
-    c.num_train_steps = 6000
-    c.optimizer.name = "sgd"
-    c.optimizer.momentum = 0.9
-    c.optimizer.learning_rate = 5e-6
-    c.optimizer.lr_multipliers.temporal = 1000.0  # 5e-3 ("5×10^3" in the paper: a typo)
-    # "÷10 when the accuracy saturates": at fixed steps here (no plateau detection).
-    c.optimizer.schedule = "step"
-    c.optimizer.decay_steps = (3000, 5000)
-    c.loss.head_weight = 0.0
-    c.loss.spatial_weight = 1.0
-    c.loss.temporal_weight = 1.0
-    c.checkpoint.best_metric = "top1_temporal"
-    c.init_from.kind = "torch"
-    c.init_from.layout = "torchvision"
-    c.eval.fusion_weights.head = 0.0
-    c.eval.fusion_weights.spatial = 1.0
-    c.eval.fusion_weights.temporal = 1.5
-  else:
-    c.data.num_steps = 25
-    c.batch_size = 16
-    c.num_train_steps = 12000
-    c.model.overrides.freeze_backbones = True
-    c.optimizer.name = "adam"
-    c.optimizer.learning_rate = 5e-5
-    c.optimizer.weight_decay = 0.0
-    c.optimizer.frozen = ("spatial", "temporal")
-    c.loss.head_weight = 1.0
-    c.checkpoint.best_metric = "top1_head"
-    c.init_from.kind = "orbax"
-    c.eval.fusion_weights.head = 1.0
-  c.eval.batch_size = 16
-  if smoke:
-    smoke_overrides(c)
-    c.data.num_steps = 3
-  return c
-
-
-def smoke_overrides(c) -> None:
-  """Shrink a paper config to seconds (tiny model, small frames, 2 steps)."""
-  if not c.model.name.endswith("_tiny"):
-    c.model.name += "_tiny"
-  c.model.overrides = ml_collections.ConfigDict(
-    {k: v for k, v in c.model.overrides.items() if k in ("fusion", "freeze_backbones")}
-  )
-  c.data.resize_short = 64
-  c.data.image_size = 56
-  c.data.num_workers = 0
-  c.batch_size = 4
-  c.num_train_steps = 2
-  c.log_every_steps = 1
-  c.checkpoint_every_steps = 1
-  c.compute_dtype = "float32"
-  c.eval.batch_size = 4
-  c.progress_bar = False
-  c.init_from.path = ""
 
 
 def validate_dataset(config: Any, *, mode: str = "train") -> None:
-  """The dataset is built and has the configured splits (interim; see the config branch)."""
-  validate(config, device_count=1, mode=mode, check_dataset=True)
+  """Check that ``config.data``'s dataset is built and has the splits ``mode`` reads.
+
+  Call it after :func:`validate` and, with ``config.build_dataset``, after the
+  build (``jaxact.train.inputs.ensure_dataset``).
+
+  Args:
+    config: the experiment config.
+    mode: ``'train'`` needs ``data.train_split`` and ``data.eval_split``;
+      ``'eval'`` needs ``data.eval_split``.
+
+  Raises:
+    jaxact.data.datasets.DatasetNotBuiltError: the dataset is not built; the
+      message gives the build command.
+    ConfigError: a named split is not in the dataset.
+  """
+  info = datasets.load_info(
+    config.data.name, config.data.data_dir or None, config=config.data.builder_config
+  )
+  for key in ("train_split", "eval_split") if mode == "train" else ("eval_split",):
+    _check(
+      config.data[key] in info.split_sizes,
+      f"config.data.{key}={config.data[key]!r} is not a split of "
+      f"{info.name}/{info.config}; it has {', '.join(sorted(info.split_sizes))}",
+    )

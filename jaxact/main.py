@@ -20,8 +20,10 @@ import time
 import jax
 from absl import app, flags
 from ml_collections import config_flags
+from ml_collections.config_flags.config_flags import ConfigFileFlagParser
 
 from jaxact import config as config_lib
+from jaxact import configs
 from jaxact.data.datasets import DatasetNotBuiltError
 from jaxact.eval import evaluate
 from jaxact.models.convert import WeightImportError
@@ -31,22 +33,56 @@ from jaxact.runtime.checkpoint import CheckpointError
 from jaxact.train import loop
 from jaxact.train.pretrained import InitFromError
 
-_DEMO = os.path.join(
-  os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "demo.py"
-)
+# The experiment configs installed with the package (configs/ of the checkout).
+_CONFIGS_DIR = os.path.dirname(os.path.abspath(configs.__file__))
+_DEMO = os.path.join(_CONFIGS_DIR, "demo.py")
+
+
+def packaged_configs() -> list[str]:
+  """Names of the installed experiment configs (``demo``, ``kinetics``, ...)."""
+  return sorted(
+    f[:-3]
+    for f in os.listdir(_CONFIGS_DIR)
+    if f.endswith(".py") and not f.startswith("_") and f != "common.py"
+  )
+
+
+def resolve_config(value: str) -> str:
+  """The file behind a ``--config`` value, its ``:ARG`` kept.
+
+  An existing path is used as given; otherwise ``NAME`` or ``NAME.py`` naming
+  a packaged config (:func:`packaged_configs`) is its installed file, so
+  ``--config demo:smoke`` runs from any folder. Anything else is left for
+  ml_collections to report.
+  """
+  path, sep, arg = value.partition(":")
+  name = path.removesuffix(".py")
+  if not os.path.exists(path) and name in packaged_configs():
+    return os.path.join(_CONFIGS_DIR, f"{name}.py") + sep + arg
+  return value
+
+
+class _ConfigParser(ConfigFileFlagParser):
+  """ml_collections' config-file parser, after :func:`resolve_config`."""
+
+  def parse(self, path):
+    return super().parse(resolve_config(path))
+
 
 _CONFIG = config_flags.DEFINE_config_file(
   "config",
   _DEMO,
-  "Experiment config file, e.g. configs/kinetics.py or "
-  "configs/ucf101_paper_b.py:split=2,stage=2; override fields with --config.key=value.",
+  "Experiment config: a file (configs/kinetics.py, configs/ucf101_paper_b.py:split=2,stage=2) "
+  f"or an installed one by name ({', '.join(packaged_configs())}; e.g. demo:smoke); "
+  "default: the installed demo. Override fields with --config.key=value.",
   lock_config=True,
 )
+flags.FLAGS["config"].parser = _ConfigParser("config", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory (checkpoints, metrics, results).")
 _MODE = flags.DEFINE_enum(
   "mode",
   "train",
-  ["train", "eval"],
+  list(config_lib.MODES),
   "train (then evaluate) or eval (restore eval.checkpoint and evaluate).",
 )
 _COORDINATOR = flags.DEFINE_string(

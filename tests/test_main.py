@@ -10,6 +10,9 @@ import time
 import numpy as np
 import pytest
 
+from jaxact import configs
+from jaxact import main as main_lib
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -17,7 +20,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FAST_COMPILE = "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
 
 
-def _main(*args, devices=4, timeout=600):
+def _main(*args, devices=4, timeout=600, cwd=ROOT):
   env = dict(
     os.environ,
     JAX_PLATFORMS="cpu",
@@ -25,7 +28,7 @@ def _main(*args, devices=4, timeout=600):
   )
   return subprocess.run(
     [sys.executable, "-m", "jaxact.main", *args],
-    cwd=ROOT,
+    cwd=cwd,
     env=env,
     capture_output=True,
     text=True,
@@ -141,6 +144,33 @@ def test_demo_smoke_two_processes_match_one(tmp_path):
 )
 def test_bad_config_file(tmp_path, config, needle):
   _assert_clear_error(_main(f"--config={config}", f"--workdir={tmp_path}"), needle)
+
+
+def test_packaged_config_by_name_from_another_folder(tmp_path):
+  """``--config NAME:ARG`` loads the installed config (here with a bad ARG: fails in seconds)."""
+  proc = _main("--config=demo:smok", f"--workdir={tmp_path}", cwd=tmp_path)
+  _assert_clear_error(proc, "Unknown config argument 'smok'")
+
+
+def test_resolve_config(tmp_path, monkeypatch):
+  monkeypatch.chdir(tmp_path)
+  packaged = os.path.dirname(configs.__file__)
+  demo = os.path.join(packaged, "demo.py")
+  assert main_lib.resolve_config("demo") == demo
+  assert main_lib.resolve_config("demo.py:smoke,lstm") == f"{demo}:smoke,lstm"
+  assert main_lib.resolve_config("ucf101_paper_b:split=2,stage=2") == (
+    os.path.join(packaged, "ucf101_paper_b.py") + ":split=2,stage=2"
+  )
+  # An existing file is used as given; other values are left for ml_collections to report.
+  (tmp_path / "demo.py").write_text("")
+  assert main_lib.resolve_config("demo.py:smoke") == "demo.py:smoke"
+  for value in ("common", "__init__", "no_such_config:smoke", "configs/kinetics.py", ""):
+    assert main_lib.resolve_config(value) == value
+  assert main_lib.packaged_configs() == sorted(
+    f[:-3]
+    for f in os.listdir(os.path.join(ROOT, "configs"))
+    if f.endswith(".py") and f[0] != "_" and f != "common.py"
+  )
 
 
 def test_nan_loss_is_one_line_and_keeps_checkpoints(tmp_path):

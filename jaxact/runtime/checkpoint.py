@@ -39,6 +39,9 @@ T = TypeVar("T")
 
 UNREADABLE_DIR = "checkpoints_unreadable"
 
+# checkpoint.best_mode: whether the best step has the largest or smallest metric.
+BEST_MODES = ("max", "min")
+
 
 class CheckpointError(RuntimeError):
   """No checkpoint step can be read; the message names the directory and the steps."""
