@@ -9,6 +9,7 @@ per-split values of ``top1``, ``top5`` and ``mean_class``, and writes them as
 JSON when ``--output`` is given.
 """
 
+import argparse
 import json
 import os
 import sys
@@ -71,8 +72,6 @@ def format_table(avg: dict) -> str:
 
 
 def main(argv: Sequence[str]) -> int:
-  import argparse
-
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   parser.add_argument("runs", nargs="+", help="run directories or eval_results.json files")
   parser.add_argument("--output", help="write the averages as JSON here")
