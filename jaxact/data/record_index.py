@@ -39,15 +39,22 @@ from __future__ import annotations
 
 import bisect
 import collections
+import concurrent.futures
 import contextlib
 import json
 import logging
+import multiprocessing
 import os
 import sys
 import threading
 import zlib
 
 import numpy as np
+from array_record.python import array_record_module as ar
+from tensorflow_datasets.core import splits as splits_lib
+from tensorflow_datasets.proto import tf_example_pb2
+
+from jaxact.data import allocator
 
 BLOCK_SIZE = 1 << 16
 BLOCK_HEADER_SIZE = 24
@@ -201,11 +208,6 @@ def write_index(shard: str) -> bool:
     True if written; False if the shard's records are not stored contiguously
     (compressed or transposed shards), which are then read whole.
   """
-  from array_record.python import array_record_module as ar  # pylint: disable=g-import-not-at-top
-  from tensorflow_datasets.proto import tf_example_pb2  # pylint: disable=g-import-not-at-top
-
-  from jaxact.data import allocator  # pylint: disable=g-import-not-at-top
-
   allocator.keep_large_buffers_on_heap()  # whole records are read here
   shard = os.fspath(shard)
   reader = ar.ArrayRecordReader(shard, "readahead_buffer_size:0")
@@ -275,8 +277,7 @@ def index_dataset(data_dir, workers: int | None = None) -> int:
   Args:
     data_dir: the folder holding the shards and ``dataset_info.json``.
     workers: processes indexing shards in parallel (default: one per CPU,
-      used from 4 shards on; each shard is read once, ~200 MB/s per process
-      on the dev box).
+      used from 4 shards on; each shard is read once).
 
   Returns:
     The number of shards indexed.
@@ -292,9 +293,6 @@ def index_dataset(data_dir, workers: int | None = None) -> int:
   workers = min(len(shards), workers or os.cpu_count() or 1)
   if workers < 2 or len(shards) < 4:
     return sum(write_index(s) for s in shards)
-  import concurrent.futures  # pylint: disable=g-import-not-at-top
-  import multiprocessing  # pylint: disable=g-import-not-at-top
-
   # spawn: the caller may hold JAX threads (TV-L1), which fork would copy.
   with concurrent.futures.ProcessPoolExecutor(
     workers, mp_context=multiprocessing.get_context("spawn")
@@ -448,8 +446,6 @@ class IndexedSource:
     info, split = getattr(source, "dataset_info", None), getattr(source, "split", None)
     if info is None or split is None:
       return None
-    from tensorflow_datasets.core import splits as splits_lib  # pylint: disable=g-import-not-at-top
-
     instructions = splits_lib.SplitDict(split_infos=list(info.splits.values()))[
       split
     ].file_instructions
