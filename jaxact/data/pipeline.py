@@ -79,8 +79,8 @@ class LazyRecords:
   whole record, parsed with protobuf's C implementation, materialising only
   the frames a clip samples (TFDS's own decoding would turn all of them into
   Python ``bytes``); the first such read in a process keeps multi-megabyte
-  buffers on the heap (:mod:`jaxact.data.allocator`, 4–5x less CPU per
-  record). Sources without raw records fall back to TFDS's decoding.
+  buffers on the heap (:mod:`jaxact.data.allocator`: less CPU per record,
+  measured there). Sources without raw records fall back to TFDS's decoding.
 
   Args:
     source: a TFDS ``ArrayRecordDataSource`` of a jaxact video dataset.

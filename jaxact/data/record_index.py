@@ -1,9 +1,10 @@
 """Reads single frames out of jaxact's ArrayRecord shards by byte range.
 
 One record holds a whole video (every RGB frame and flow component as JPEG
-bytes, ~7 MB for 150 frames at 256²), and ArrayRecord returns records whole:
-paper A's clip (3 RGB frames + 30 flow images) would read and copy the whole
-video to use ~5% of it. This module adds, next to each shard, an index of
+bytes: 6.9–8.3 MB for 150 frames at 256² in ``tools/bench_data``'s data), and
+ArrayRecord returns records whole: paper A's clip (3 RGB frames + 30 flows,
+i.e. 60 flow images) would read and copy the whole video to use 4.0–4.5% of
+its bytes (same data, evaluation sampling). This module adds, next to each shard, an index of
 where every stored image lies in the shard file, so a clip costs one
 ``pread`` per sampled image — as cheap as opening one file per frame in the
 MMAction2 folder layout, without the 450 files per video.
