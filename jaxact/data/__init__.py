@@ -10,7 +10,11 @@
 * ``transforms`` — augmentation applied identically to RGB and flow, with
   flow vectors transformed (flip, resize, rotation);
 * ``pipeline.create_loader(...)`` — sharded, seeded, resumable Grain loaders;
-* ``video`` — decoding; ``normalize`` — on-device input normalisation.
+* media: ``video`` — decoding (``read_frames``: decode, truncate to
+  ``max_frames``, reject < 2 frames; the one ``VIDEO_EXTS``), ``jpeg`` — the
+  one RGB and the one flow JPEG setting, ``frame_formats`` — the flow
+  extraction CLI's on-disk outputs (``python -m jaxact.tools.extract_flow``);
+* ``normalize`` — on-device input normalisation.
 
 Nothing is imported here: importing ``jaxact.data`` has no side effects.
 """

@@ -1,13 +1,15 @@
 """glibc malloc settings for a process that reads multi-megabyte records.
 
-A stored video record (150 frames + flows at 256²) is ~7 MB, and every read
-returns it in a fresh buffer. With glibc's default, adaptive thresholds a
-buffer of that size is often ``mmap``-ed and ``munmap``-ed on every read, so
-each read page-faults the whole buffer in again: measured on the 2-core dev
-box (a VM), reading one 6.9 MB ArrayRecord record cost 20–24 ms of CPU this
-way against 4.5 ms once the buffers are served from the heap (see
-docs/benchmarks.md). :func:`keep_large_buffers_on_heap` fixes the thresholds
-so such buffers come from, and return to, the heap.
+A stored video record (150 frames + flows at 256²) is several megabytes,
+and every read returns it in a fresh buffer. With glibc's default, adaptive
+thresholds a buffer of that size is often ``mmap``-ed and ``munmap``-ed on
+every read, so each read page-faults the whole buffer in again. Measured on a
+shared 2-core machine, reading one 6.9 MB record (``tools/bench_data``'s data,
+``ArrayRecordReader.read``, 5 runs of 40 reads, two processes each) cost a
+median 14.6 ms of CPU per read (13.9–15.9 over the runs) this way against
+3.9 ms (3.6–6.4) once the buffers are served from the heap.
+:func:`keep_large_buffers_on_heap` fixes the thresholds so such buffers come
+from, and return to, the heap.
 
 The settings are process-wide and only change where freed memory is kept
 (up to ``trim_threshold`` of free heap stays mapped); they are applied once

@@ -18,10 +18,14 @@ and from Python with :func:`ensure_built` / :func:`make_builder`.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import os
 import sys
 
+import tensorflow_datasets as tfds
+
+from jaxact import keyvalue
 from jaxact.data import datasets
 
 # Fields every TFDS BuilderConfig has; the rest are jaxact's build options.
@@ -86,8 +90,6 @@ def ensure_built(
   builder = make_builder(name, data_dir, manual_dir, config=config, flow_fn=flow_fn, **overrides)
   config_name = builder.builder_config.name
   if datasets.prepared_dir(name, data_dir, config_name) is None:
-    import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-
     dl_config = tfds.download.DownloadConfig(
       manual_dir=os.fspath(manual_dir) if manual_dir else None
     )
@@ -95,18 +97,7 @@ def ensure_built(
   return datasets.load_info(name, data_dir, config_name)
 
 
-def _parse_value(text: str):
-  for cast in (int, float):
-    try:
-      return cast(text)
-    except ValueError:
-      pass
-  return text
-
-
 def main(argv=None) -> int:
-  import argparse  # pylint: disable=g-import-not-at-top
-
   p = argparse.ArgumentParser(
     prog="python -m jaxact.data.build",
     description="Build a jaxact TFDS dataset (ArrayRecord, RGB JPEG + TV-L1 flow).",
@@ -125,10 +116,11 @@ def main(argv=None) -> int:
   args = p.parse_args(argv)
   overrides = {}
   for item in args.set:
-    key, sep, value = item.partition("=")
-    if not sep:
-      p.error(f"--set expects KEY=VALUE, got {item!r}")
-    overrides[key] = _parse_value(value)
+    try:
+      key, value = keyvalue.parse_item(item)
+    except keyvalue.KeyValueError as e:
+      p.error(f"--set: {e}")
+    overrides[key] = value
   try:
     info = ensure_built(args.name, args.data_dir, args.manual_dir, config=args.config, **overrides)
   except (KeyError, FileNotFoundError, ValueError) as e:

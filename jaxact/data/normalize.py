@@ -5,7 +5,7 @@ than float32); the step turns them into network inputs with these functions.
 
 * RGB: ``(x / 255 - mean) / std`` with ImageNet statistics (what ImageNet-
   pretrained torchvision / timm / CoTNet weights expect).
-* Flow: ``(v - 128) / 128`` on the quantised values (REFERENCE.md: not ImageNet
+* Flow: ``(v - 128) / 128`` on the quantised values (docs/reference.md: not ImageNet
   statistics); ``v = 128`` is no motion.
 """
 

@@ -1,9 +1,10 @@
 """Reads single frames out of jaxact's ArrayRecord shards by byte range.
 
 One record holds a whole video (every RGB frame and flow component as JPEG
-bytes, ~7 MB for 150 frames at 256²), and ArrayRecord returns records whole:
-paper A's clip (3 RGB frames + 30 flow images) would read and copy the whole
-video to use ~5% of it. This module adds, next to each shard, an index of
+bytes: 6.9–8.3 MB for 150 frames at 256² in ``tools/bench_data``'s data), and
+ArrayRecord returns records whole: paper A's clip (3 RGB frames + 30 flows,
+i.e. 60 flow images) would read and copy the whole video to use 4.0–4.5% of
+its bytes (same data, evaluation sampling). This module adds, next to each shard, an index of
 where every stored image lies in the shard file, so a clip costs one
 ``pread`` per sampled image — as cheap as opening one file per frame in the
 MMAction2 folder layout, without the 450 files per video.
@@ -39,15 +40,22 @@ from __future__ import annotations
 
 import bisect
 import collections
+import concurrent.futures
 import contextlib
 import json
 import logging
+import multiprocessing
 import os
 import sys
 import threading
 import zlib
 
 import numpy as np
+from array_record.python import array_record_module as ar
+from tensorflow_datasets.core import splits as splits_lib
+from tensorflow_datasets.proto import tf_example_pb2
+
+from jaxact.data import allocator
 
 BLOCK_SIZE = 1 << 16
 BLOCK_HEADER_SIZE = 24
@@ -201,11 +209,6 @@ def write_index(shard: str) -> bool:
     True if written; False if the shard's records are not stored contiguously
     (compressed or transposed shards), which are then read whole.
   """
-  from array_record.python import array_record_module as ar  # pylint: disable=g-import-not-at-top
-  from tensorflow_datasets.proto import tf_example_pb2  # pylint: disable=g-import-not-at-top
-
-  from jaxact.data import allocator  # pylint: disable=g-import-not-at-top
-
   allocator.keep_large_buffers_on_heap()  # whole records are read here
   shard = os.fspath(shard)
   reader = ar.ArrayRecordReader(shard, "readahead_buffer_size:0")
@@ -275,8 +278,7 @@ def index_dataset(data_dir, workers: int | None = None) -> int:
   Args:
     data_dir: the folder holding the shards and ``dataset_info.json``.
     workers: processes indexing shards in parallel (default: one per CPU,
-      used from 4 shards on; each shard is read once, ~200 MB/s per process
-      on the dev box).
+      used from 4 shards on; each shard is read once).
 
   Returns:
     The number of shards indexed.
@@ -292,9 +294,6 @@ def index_dataset(data_dir, workers: int | None = None) -> int:
   workers = min(len(shards), workers or os.cpu_count() or 1)
   if workers < 2 or len(shards) < 4:
     return sum(write_index(s) for s in shards)
-  import concurrent.futures  # pylint: disable=g-import-not-at-top
-  import multiprocessing  # pylint: disable=g-import-not-at-top
-
   # spawn: the caller may hold JAX threads (TV-L1), which fork would copy.
   with concurrent.futures.ProcessPoolExecutor(
     workers, mp_context=multiprocessing.get_context("spawn")
@@ -448,8 +447,6 @@ class IndexedSource:
     info, split = getattr(source, "dataset_info", None), getattr(source, "split", None)
     if info is None or split is None:
       return None
-    from tensorflow_datasets.core import splits as splits_lib  # pylint: disable=g-import-not-at-top
-
     instructions = splits_lib.SplitDict(split_infos=list(info.splits.values()))[
       split
     ].file_instructions

@@ -32,6 +32,8 @@ from __future__ import annotations
 
 import sys
 
+from tensorflow_datasets.scripts.cli import build, cli_utils
+
 USAGE = (
   "usage: jaxact-tfds build DATASET [tfds build flags]\n"
   "(the flags of `tfds build`; `jaxact-tfds build --help` lists them)"
@@ -45,11 +47,6 @@ def main(argv: list[str]) -> None:
     return
   if len(argv) < 2 or argv[1] != "build":
     raise SystemExit(USAGE)
-  from tensorflow_datasets.scripts.cli import (
-    build,  # pylint: disable=g-import-not-at-top
-    cli_utils,  # pylint: disable=g-import-not-at-top
-  )
-
   parse = cli_utils.make_flags_parser(
     build.Args, description="tfds build (jaxact, no TensorFlow needed)"
   )

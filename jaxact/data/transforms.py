@@ -1,7 +1,7 @@
 """Augmentation of one clip: RGB ``(T, H, W, 3)`` and flow ``(T, H, W, 2L)`` uint8.
 
 Every geometric op is applied identically to the RGB frames and the flow
-stack, and transforms the flow *vectors* too (REFERENCE.md conventions, flow
+stack, and transforms the flow *vectors* too (docs/reference.md, TV-L1/flow conventions; flow
 quantised with bound 20: ``v = round(255 (f + 20) / 40)``):
 
 * horizontal flip → x channels become ``255 - v``;
@@ -169,13 +169,6 @@ def rotate(rgb, flow, degrees: float):
   """Rotates the whole frame by ``degrees`` (see :func:`rotate_crop`)."""
   h, w = rgb.shape[1:3]
   return rotate_crop(rgb, flow, degrees, 0, 0, h, w)
-
-
-def random_rotation(rng: np.random.Generator, rgb, flow, max_degrees: float):
-  """Rotation by an angle uniform in ``[-max_degrees, max_degrees]``."""
-  if max_degrees <= 0:
-    return rgb, flow
-  return rotate(rgb, flow, float(rng.uniform(-max_degrees, max_degrees)))
 
 
 def erasing_rect(

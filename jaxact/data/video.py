@@ -4,6 +4,13 @@ Every failure a user can hit (missing file, corrupt or empty video, absurd
 size) raises :class:`VideoDecodeError`, a ``ValueError`` that names the path
 and the reason in one line.
 
+What the dataset builders and the flow extraction CLI decode goes through
+:func:`read_frames` (a video file or a frame folder, truncated to
+``max_frames``, at least ``MIN_FRAMES`` frames so there is a flow) or
+:func:`read_frames_or_skip` (the same, returning the reason to skip instead of
+raising). ``VIDEO_EXTS`` / ``IMAGE_EXTS`` are the one list of file types both
+search for.
+
 Example::
 
   frames = read_video('v_ApplyEyeMakeup_g01_c01.avi', short_side=256)
@@ -25,7 +32,11 @@ MAX_SIDE = 8192
 MAX_FRAMES = 100_000
 MAX_BYTES = 8 * 1024**3  # decoded uint8 frames held in memory at once
 
-_IMAGE_EXTS = (".jpg", ".jpeg", ".png")
+# File types searched for as videos and as frames (lower-case suffixes).
+VIDEO_EXTS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".flv", ".3gp")
+IMAGE_EXTS = (".jpg", ".jpeg", ".png")
+# Flow pairs consecutive frames: a video needs at least this many.
+MIN_FRAMES = 2
 
 
 class VideoDecodeError(ValueError):
@@ -196,7 +207,7 @@ def list_frame_files(path: str | os.PathLike) -> list[str]:
   (``flow_x_*``, ``flow_y_*``) are never listed.
   """
   path = os.fspath(path)
-  names = [n for n in os.listdir(path) if n.lower().endswith(_IMAGE_EXTS)]
+  names = [n for n in os.listdir(path) if n.lower().endswith(IMAGE_EXTS)]
   imgs = [n for n in names if n.startswith("img_")]
   if not imgs:
     imgs = [n for n in names if not n.startswith(("flow_x", "flow_y"))]
@@ -245,6 +256,70 @@ def read_frame_folder(
       )
     frames.append(resize_short_side(arr, short_side))
   return np.stack(frames)
+
+
+def is_frame_folder(path: str | os.PathLike) -> bool:
+  """Whether ``path`` is a folder holding image files (a video as frames)."""
+  path = os.fspath(path)
+  return os.path.isdir(path) and any(n.lower().endswith(IMAGE_EXTS) for n in os.listdir(path))
+
+
+def read_frames(
+  path: str | os.PathLike, *, short_side: int | None = None, max_frames: int | None = None
+) -> np.ndarray:
+  """Decodes a video file or a frame folder into frames to compute flow on.
+
+  Args:
+    path: a video file, or a folder of frames (:func:`read_frame_folder`).
+    short_side: resize so the short side has this many pixels (aspect kept).
+    max_frames: keep at most this many frames from the start (None: all).
+
+  Returns:
+    uint8 ``(T, H, W, 3)`` RGB, ``MIN_FRAMES <= T``.
+
+  Raises:
+    VideoDecodeError: missing, unreadable, too large, or fewer than
+      ``MIN_FRAMES`` frames.
+  """
+  path = os.fspath(path)
+  if os.path.isdir(path):
+    frames = read_frame_folder(path, short_side=short_side)
+    if max_frames is not None:
+      frames = frames[:max_frames]
+  else:
+    frames = read_video(path, short_side=short_side, max_frames=max_frames)
+  return require_flow_pair(path, frames)
+
+
+def require_flow_pair(name: str | os.PathLike, frames: np.ndarray) -> np.ndarray:
+  """Returns ``frames`` if they hold at least ``MIN_FRAMES`` frames.
+
+  Raises:
+    VideoDecodeError: (naming ``name``) fewer frames, so no flow.
+  """
+  if len(frames) < MIN_FRAMES:
+    raise VideoDecodeError(name, f"{len(frames)} frame(s): need at least {MIN_FRAMES} for flow")
+  return frames
+
+
+def read_frames_or_skip(
+  path: str | os.PathLike, *, short_side: int | None = None, max_frames: int | None = None
+) -> tuple[np.ndarray | None, str | None]:
+  """:func:`read_frames` that reports instead of raising.
+
+  Returns:
+    ``(frames, None)``, or ``(None, reason)`` for an input to skip:
+    ``'missing'`` when ``path`` does not exist, else the decoding error's
+    reason.
+  """
+  if not os.path.exists(path):
+    return None, "missing"
+  try:
+    return read_frames(path, short_side=short_side, max_frames=max_frames), None
+  except VideoDecodeError as e:
+    return None, e.reason
+  except OSError as e:
+    return None, str(e)
 
 
 def write_video(

@@ -4,9 +4,10 @@
 - :func:`quantize` / :func:`dequantize` / :func:`flip_flow_stack`: the uint8
   storage format (bound 20 px, 128 = no motion) and flow-stack flips.
 - :class:`FlowBatcher` / :func:`video_flow`: uint8 flow for whole videos,
-  batching frame pairs across videos.
-- ``python -m jaxact.flow.extract``: videos or frame folders → MMAction2-style
-  frame/flow JPEG folders or compact ``.npz`` files, resumable.
+  batching frame pairs across videos (the one batcher: the dataset builders
+  and ``python -m jaxact.tools.extract_flow`` use it).
+
+Nothing here decodes or writes media (that is ``jaxact.data``).
 """
 
 from jaxact.flow.batching import FlowBatcher, iter_flows, video_flow

@@ -123,15 +123,21 @@ def video_flow(
 ) -> np.ndarray:
   """Quantised TV-L1 flow between consecutive frames of one video.
 
+  A video with fewer pairs than ``batch_size`` runs in one call padded to
+  the next power of two, so videos of many lengths share few compiled
+  programs; longer ones run in calls of ``batch_size`` pairs.
+
   Args:
     frames: ``(T, H, W, 3)`` uint8 RGB (or ``(T, H, W)`` gray), T >= 2.
-    batch_size: frame pairs per device call.
+    batch_size: frame pairs per device call (at most).
     bound: quantisation bound (px).
     **params: TV-L1 parameters.
 
   Returns:
     uint8 ``(T - 1, H, W, 2)``: n frames give n - 1 flows, none dropped.
   """
+  pairs = max(len(frames) - 1, 1)
+  batch_size = min(batch_size, 1 << (pairs - 1).bit_length())
   batcher = FlowBatcher(batch_size=batch_size, bound=bound, **params)
   out = batcher.submit(0, frames) + batcher.finish()
   return out[0][2]

@@ -212,7 +212,7 @@ def _tvl1_batch_impl(prev: jax.Array, nxt: jax.Array, params: TVL1Params) -> jax
 
 
 _tvl1_batch = jax.jit(_tvl1_batch_impl, static_argnames=("params",))
-# On CPU, TV-L1's thousands of small loop iterations run ~10x slower without
+# On CPU, TV-L1's thousands of small loop iterations run much slower without
 # LLVM's optimisations, so they stay on for this program even where a process
 # lowers them globally to compile faster (test suites do).
 _tvl1_batch_cpu = jax.jit(

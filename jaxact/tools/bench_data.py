@@ -18,7 +18,8 @@ ratio to the folders, for reading + decoding the sampled frames alone (what
 the storage layout changes) and with the paper's augmentation (the whole
 per-example cost); and bytes per video (ArrayRecord files + index vs the
 folders' allocated size). The layouts are timed in turn, one warm-up round
-then ``--repeats`` rounds; medians are printed.
+then ``--repeats`` rounds; each rate and ratio is printed as the median with
+its spread (min–max over the rounds; a ratio is taken within each round).
 
 With ``--cold`` (root only) the OS page cache is dropped before every timed
 round, so both layouts read from disk, as for a dataset larger than RAM
@@ -42,8 +43,10 @@ import numpy as np
 from absl import app, flags
 from PIL import Image
 
+from jaxact.data import build, config, datasets, pipeline, record_index, sampling, transforms
+
 _VIDEOS = flags.DEFINE_integer("videos", 16, "videos in the benchmark set")
-_FRAMES = flags.DEFINE_integer("frames", 150, "frames per video (UCF101 averages ~186)")
+_FRAMES = flags.DEFINE_integer("frames", 150, "frames per video")
 _SIDE = flags.DEFINE_integer("side", 256, "frame side (stored short side)")
 _CLIPS = flags.DEFINE_integer("clips", 48, "clips timed per layout and paper")
 _COLD = flags.DEFINE_bool(
@@ -55,7 +58,7 @@ _COLD = flags.DEFINE_bool(
   "compare wall-clock clips/s",
 )
 _REPEATS = flags.DEFINE_integer(
-  "repeats", 3, "timed rounds per layout (after one warm-up round); medians printed"
+  "repeats", 3, "timed rounds per layout (after one warm-up round); median and min–max printed"
 )
 _AUGMENT = flags.DEFINE_bool("augment", True, "also time read+decode+augment")
 _WORKDIR = flags.DEFINE_string(
@@ -82,8 +85,6 @@ def smooth_flow(frames: np.ndarray) -> np.ndarray:
 
 def build_both(workdir: str, videos: int, frames: int, side: int):
   """The TFDS dataset and the MMAction2-style folders, same JPEG bytes."""
-  from jaxact.data import build, datasets  # pylint: disable=g-import-not-at-top
-
   data_dir = os.path.join(workdir, "tfds")
   info = build.ensure_built(
     "synthetic_motion",
@@ -126,8 +127,6 @@ def read_folder_clip(folder: str, num_frames: int, cfg, rng, augment: bool = Tru
   """MMAction2-style: one file open + JPEG decode per distinct sampled image
   (repeated indices reuse the decoded image, as MMAction2's RawFrameDecode
   does)."""
-  from jaxact.data import sampling, transforms  # pylint: disable=g-import-not-at-top
-
   rgb_idx, flow_idx = sampling.sample_clip(
     num_frames, scheme=cfg.sampling, num_steps=cfg.num_steps, flow_length=cfg.flow_length, rng=rng
   )
@@ -153,8 +152,6 @@ def read_folder_clip(folder: str, num_frames: int, cfg, rng, augment: bool = Tru
 def read_tfds_clip(source, index: int, cfg, rng, augment: bool = True):
   """jaxact (``source`` is what ``create_loader`` reads): one byte-range read
   and JPEG decode per sampled image."""
-  from jaxact.data import pipeline, sampling, transforms  # pylint: disable=g-import-not-at-top
-
   example = source[index]
   rgb_idx, flow_idx = sampling.sample_clip(
     int(example["num_frames"]),
@@ -170,8 +167,6 @@ def read_tfds_clip(source, index: int, cfg, rng, augment: bool = True):
 
 
 def paper_configs():
-  from jaxact.data import config  # pylint: disable=g-import-not-at-top
-
   a = config.get_data_config()
   a.sampling, a.num_steps, a.flow_length, a.augment = "segments", 3, 10, "paper_a"
   b = config.get_data_config()
@@ -198,8 +193,9 @@ def time_layouts(
   (page cache, allocator, imports) and is dropped.
 
   Returns:
-    ``{layout: (clips per CPU-second, wall clips/s)}``, medians over the
-    timed rounds, for each key of ``sources`` and ``'folders'``.
+    ``{layout: float array (repeats, 2)}``: per timed round, clips per
+    CPU-second and wall clips/s, for each key of ``sources`` and
+    ``'folders'``.
   """
   n = len(next(iter(sources.values())))
   names = sorted(os.listdir(folders))
@@ -229,9 +225,13 @@ def time_layouts(
         rates[layout].append(
           (clips / (time.process_time() - c0), clips / (time.perf_counter() - t0))
         )
-  return {
-    layout: tuple(float(x) for x in np.median(np.asarray(r), axis=0)) for layout, r in rates.items()
-  }
+  return {layout: np.asarray(r, np.float64) for layout, r in rates.items()}
+
+
+def spread(values) -> str:
+  """``'median (min–max)'`` of repeated measurements."""
+  v = np.asarray(values, np.float64)
+  return f"{np.median(v):.2f} ({v.min():.2f}–{v.max():.2f})"
 
 
 def main(argv):
@@ -244,8 +244,6 @@ def main(argv):
       f"built {len(source)} videos × {_FRAMES.value} frames at "
       f"{_SIDE.value}² in {time.perf_counter() - t0:.0f} s ({workdir})"
     )
-    from jaxact.data import record_index  # pylint: disable=g-import-not-at-top
-
     index_bytes = _allocated(os.path.join(info.path, record_index.INDEX_FOLDER))
     rec_bytes = index_bytes + sum(
       os.path.getsize(os.path.join(info.path, f))
@@ -261,8 +259,6 @@ def main(argv):
       f"({rec_bytes / folder_bytes:.2f}x), "
       f"{3 * _FRAMES.value - 2} files per video in folders"
     )
-    from jaxact.data import pipeline  # pylint: disable=g-import-not-at-top
-
     sources = {  # what create_loader reads, and the same without the index
       "jaxact": pipeline.LazyRecords(source),
       "whole records": pipeline.LazyRecords(source, use_index=False),
@@ -275,15 +271,16 @@ def main(argv):
         what = "read+decode+augment" if augment else "read+decode"
         k = 1 if _COLD.value else 0  # cold: waiting on the disk → wall clock
         unit = "wall clips/s" if _COLD.value else "clips per CPU-second"
-        ref = res["folders"][k]
+        ref = res["folders"][:, k]
         cols = ", ".join(
-          f"{layout} {r[k]:.2f} ({r[k] / ref:.2f}x)"
+          f"{layout} {spread(r[:, k])} (× folders: {spread(r[:, k] / ref)})"
           for layout, r in res.items()
           if layout != "folders"
         )
         print(
           f"{name}, {what}{', cold cache' if _COLD.value else ''}: "
-          f"{unit}: MMAction2 folders {ref:.2f}; {cols}"
+          f"{unit}, median (min–max) of {_REPEATS.value} rounds: "
+          f"MMAction2 folders {spread(ref)}; {cols}"
         )
   finally:
     if not _WORKDIR.value:

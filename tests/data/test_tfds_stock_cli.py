@@ -68,7 +68,7 @@ def test_stock_tfds_build_ucf101(ucf_download, tmp_path, fake_flow):
   fixture; splits, labels and video ids equal jaxact's own build."""
   config = {
     "name": "all_fast",
-    "split": 0,
+    "split": None,  # all three official splits
     "short_side": 24,
     "flow_preset": "fast",
     "flow_batch": 4,

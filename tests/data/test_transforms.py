@@ -114,7 +114,7 @@ def test_scale_lut_matches_float_formula():
   f = transforms.flow_to_float(v)
   np.testing.assert_array_equal(out[..., 0], transforms.flow_to_uint8(f[..., 0] * 0.5))
   np.testing.assert_array_equal(out[..., 1], transforms.flow_to_uint8(f[..., 1] * 2.0))
-  # Quantisation per REFERENCE.md: ±20 px → 0…255, 0 px → 128 (rounded).
+  # Quantisation per docs/reference.md: ±20 px → 0…255, 0 px → 128 (rounded).
   np.testing.assert_array_equal(
     transforms.flow_to_uint8(np.array([-20.0, 0.0, 20.0, 33.0])), [0, 128, 255, 255]
   )

@@ -1,4 +1,4 @@
-"""Tests for flow quantisation and flow-stack flips (REFERENCE.md conventions)."""
+"""Tests for flow quantisation and flow-stack flips (docs/reference.md conventions)."""
 
 import jax.numpy as jnp
 import numpy as np

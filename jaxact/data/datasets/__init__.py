@@ -21,6 +21,8 @@ import importlib
 import os
 import shlex
 
+import tensorflow_datasets as tfds
+
 from jaxact.data.config import DATASET_NAMES
 from jaxact.data.datasets import official_splits
 
@@ -100,8 +102,6 @@ def default_config_name(name: str) -> str:
 def _data_dir(data_dir: str | os.PathLike | None) -> str:
   if data_dir:
     return os.path.expanduser(os.fspath(data_dir))
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-
   return os.fspath(tfds.core.constants.DATA_DIR)
 
 
@@ -127,8 +127,6 @@ def _open_built(name: str, data_dir, config: str):
   Raises:
     DatasetNotBuiltError: with the build command, if it is not built.
   """
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-
   short = short_name(name)
   config = config or default_config_name(short)
   path = prepared_dir(short, data_dir, config)

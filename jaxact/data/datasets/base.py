@@ -5,7 +5,8 @@ Each example stores, per video:
 * ``label`` — ``ClassLabel`` (names in the dataset's metadata);
 * ``video_id`` — the path relative to the download, or a generated id;
 * ``num_frames`` — T, the stored RGB frames;
-* ``frames`` — T JPEG byte strings (RGB, short side ``short_side``);
+* ``frames`` — T JPEG byte strings (RGB, short side ``short_side``; JPEG
+  settings of ``jaxact.data.jpeg``);
 * ``flow_x``, ``flow_y`` — T-1 grayscale JPEG byte strings: the TV-L1 flow
   from frame i to i+1, quantised to uint8 (bound 20 px, 128 ≈ no motion), so
   frame i is paired with flow i.
@@ -23,13 +24,15 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-import io
 import os
 from collections.abc import Callable, Iterator
 
 import numpy as np
 import tensorflow_datasets as tfds
-from PIL import Image
+from array_record.python import array_record_module
+
+from jaxact.data import jpeg, record_index, video
+from jaxact.flow.batching import FlowBatcher, video_flow
 
 # ``flow_fn(frames uint8 (T, H, W, 3)) -> uint8 (T-1, H, W, 2)``.
 FlowFn = Callable[[np.ndarray], np.ndarray]
@@ -41,9 +44,12 @@ class VideoConfig(tfds.core.BuilderConfig):
 
   Attributes:
     short_side: stored frames are resized so their short side has this size.
-    jpeg_quality: JPEG quality of the stored RGB frames and flow components.
+    jpeg_quality: JPEG quality of the stored RGB frames and flow components
+      (default: ``jaxact.data.jpeg``'s, the same for both).
     max_frames: keep at most this many frames per video (0: all).
-    split: official split number (UCF101, HMDB51).
+    split: the official split stored (UCF101, HMDB51): 1, 2 or 3, or None
+      for all three, every video stored once (config ``all``); unused by the
+      other datasets.
     flow_preset: TV-L1 parameters, a key of ``FLOW_PRESETS``.
     flow_batch: frame pairs per TV-L1 call, batched across videos and padded
       (one compilation per frame size); 0 = one call per video, all its
@@ -51,9 +57,9 @@ class VideoConfig(tfds.core.BuilderConfig):
   """
 
   short_side: int = 256
-  jpeg_quality: int = 90
+  jpeg_quality: int = jpeg.RGB_QUALITY
   max_frames: int = 0
-  split: int = 1
+  split: int | None = None
   flow_preset: str = "opencv"
   flow_batch: int = 32
 
@@ -61,18 +67,18 @@ class VideoConfig(tfds.core.BuilderConfig):
 def official_split_configs() -> list[VideoConfig]:
   """Configs of a dataset with three official splits (UCF101, HMDB51).
 
-  ``all`` (the default; ``split=0``) stores every video once, its TFDS splits
-  being role partitions (``official_splits``); ``split1``–``split3`` store
-  one official split each as plain ``train`` / ``test``.
+  ``all`` (the default; ``split=None``) stores every video once, its TFDS
+  splits being role partitions (``official_splits``); ``split1``–``split3``
+  store one official split each as plain ``train`` / ``test``.
   """
-  return [VideoConfig(name="all", split=0)] + [
+  return [VideoConfig(name="all", split=None)] + [
     VideoConfig(name=f"split{i}", split=i) for i in (1, 2, 3)
   ]
 
 
 # TV-L1 parameter sets: 'opencv' = OpenCV DualTVL1's defaults (the papers'
 # flow); 'fast' = a coarse solve for small generated clips (synthetic_motion):
-# ~10x cheaper, displacements underestimated but motion patterns intact.
+# much cheaper, displacements underestimated but motion patterns intact.
 FLOW_PRESETS = {
   "opencv": {},
   "fast": {
@@ -85,48 +91,6 @@ FLOW_PRESETS = {
 }
 
 
-def tvl1_flow(frames: np.ndarray, batch: int = 32, **params) -> np.ndarray:
-  """Default ``flow_fn``: batched TV-L1 from ``jaxact.flow``, quantised.
-
-  Args:
-    frames: uint8 ``(T, H, W, 3)`` RGB.
-    batch: frame pairs per TV-L1 call; the last call is padded to the same
-      size, so one compiled program serves a whole dataset of one frame size.
-    **params: TV-L1 parameters (``jaxact.flow.tvl1``).
-
-  Returns:
-    uint8 ``(T-1, H, W, 2)``: flow i→i+1 as (x, y), bound 20, 128 ≈ 0.
-  """
-  from jaxact import flow as flow_lib  # pylint: disable=g-import-not-at-top  (lazy)
-
-  out = []
-  n = len(frames) - 1
-  # Few distinct shapes → few compilations: whole videos up to ``batch``
-  # pairs are padded to the next power of two, longer ones to ``batch``.
-  batch = max(n, 1) if batch <= 0 else min(batch, 1 << max(n - 1, 0).bit_length())
-  for start in range(0, n, batch):
-    idx = np.minimum(np.arange(start, start + batch), n - 1)  # pad: repeat
-    f = flow_lib.tvl1(frames[idx], frames[idx + 1], **params)
-    q = np.asarray(flow_lib.quantize(f, bound=20))
-    out.append(q[: min(batch, n - start)])
-  if not out:
-    return np.zeros((0,) + frames.shape[1:3] + (2,), np.uint8)
-  return np.concatenate(out)
-
-
-def encode_jpeg(image: np.ndarray, quality: int) -> bytes:
-  """uint8 ``(H, W, 3)`` or ``(H, W)`` → JPEG bytes (4:4:4 for RGB)."""
-  buf = io.BytesIO()
-  Image.fromarray(image).save(buf, format="JPEG", quality=quality, subsampling=0)
-  return buf.getvalue()
-
-
-def decode_jpeg(data: bytes) -> np.ndarray:
-  """JPEG bytes → uint8 ``(H, W, 3)`` (RGB) or ``(H, W)`` (grayscale)."""
-  with Image.open(io.BytesIO(data)) as im:
-    return np.asarray(im)
-
-
 def encode_example(
   frames: np.ndarray, flow: np.ndarray, *, label: int | str, video_id: str, quality: int
 ) -> dict:
@@ -137,13 +101,13 @@ def encode_example(
     flow: uint8 ``(T-1, H, W, 2)``, flow i→i+1.
     label: class index or name.
     video_id: identifier stored with the example.
-    quality: JPEG quality.
+    quality: JPEG quality of the RGB frames and the flow components.
 
   Returns:
     The feature dict of :func:`video_features`.
   """
-  if len(frames) < 2:
-    raise ValueError(f"{video_id}: {len(frames)} frame(s); flow needs >= 2")
+  if len(frames) < video.MIN_FRAMES:
+    raise ValueError(f"{video_id}: {len(frames)} frame(s); flow needs >= {video.MIN_FRAMES}")
   if flow.shape != (len(frames) - 1,) + frames.shape[1:3] + (2,):
     raise ValueError(
       f"{video_id}: flow shape {flow.shape} does not match "
@@ -153,9 +117,9 @@ def encode_example(
     "label": label,
     "video_id": video_id,
     "num_frames": len(frames),
-    "frames": [encode_jpeg(f, quality) for f in frames],
-    "flow_x": [encode_jpeg(f[..., 0], quality) for f in flow],
-    "flow_y": [encode_jpeg(f[..., 1], quality) for f in flow],
+    "frames": [jpeg.encode_rgb(f, quality) for f in frames],
+    "flow_x": [jpeg.encode_flow(f[..., 0], quality) for f in flow],
+    "flow_y": [jpeg.encode_flow(f[..., 1], quality) for f in flow],
   }
 
 
@@ -272,18 +236,17 @@ class VideoBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
   def _generate_examples(self, items, split: str):
     """Yields ``(key, example)`` from ``(key, path_or_frames, label)`` items.
 
-    ``path_or_frames`` is a video file path (decoded with
-    ``jaxact.data.video``) or a uint8 ``(T, H, W, 3)`` array (generated data).
-    With the default TV-L1 and ``flow_batch > 0``, frame pairs are batched
-    across videos (``jaxact.flow.FlowBatcher``; decoding overlaps the flow).
+    ``path_or_frames`` is a video file or frame folder (decoded with
+    ``jaxact.data.video.read_frames_or_skip``) or a uint8 ``(T, H, W, 3)``
+    array (generated data). With the default TV-L1 and ``flow_batch > 0``,
+    frame pairs are batched across videos (``jaxact.flow.FlowBatcher``;
+    decoding overlaps the flow).
     """
     self.info.metadata.setdefault("skipped", [])
     encoder = self.encoder()
     cfg = self.builder_config
     batcher = None
     if self._flow_fn is None and cfg.flow_batch > 0:
-      from jaxact.flow.batching import FlowBatcher  # pylint: disable=g-import-not-at-top
-
       batcher = FlowBatcher(batch_size=cfg.flow_batch, **FLOW_PRESETS[cfg.flow_preset])
     for key, source, label in items:
       frames, reason = encoder.decode(source)
@@ -307,8 +270,6 @@ class VideoBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     super()._download_and_prepare(dl_manager, download_config=download_config)
     # self.data_dir is TFDS's temporary build directory here.
     rewrite_uncompressed(self.data_dir)
-    from jaxact.data import record_index  # pylint: disable=g-import-not-at-top
-
     record_index.index_dataset(self.data_dir)  # byte-range reads of frames
     self.after_generation()
     self.info.metadata["skipped"] = list(self._skipped)
@@ -322,17 +283,16 @@ def rewrite_uncompressed(data_dir) -> int:
   """Rewrites the ArrayRecord shards in ``data_dir`` without compression.
 
   TFDS writes ArrayRecord with zstd. The payload here is JPEG, which zstd
-  shrinks by ~3%, while decompressing a whole 150-frame video record to read
-  the few frames a clip samples costs ~24 ms of CPU against ~3.6 ms
-  uncompressed (6.7 MB records, 2-core dev box). Records, order and counts
-  are unchanged. Only local directories are rewritten (others are left as
-  TFDS wrote them: correct, just slower to read).
+  barely shrinks, while a compressed record must be decompressed whole to
+  read the few frames a clip samples (and cannot be read by byte range,
+  ``jaxact.data.record_index``). Records, order and counts are unchanged.
+  Only local directories are rewritten (others are left as TFDS wrote them:
+  correct, just slower to read).
 
   Returns:
     The number of shards rewritten.
   """
-  from array_record.python import array_record_module as ar  # pylint: disable=g-import-not-at-top
-
+  ar = array_record_module
   directory = os.fspath(data_dir)
   if not os.path.isdir(directory):
     return 0
@@ -372,28 +332,28 @@ class VideoEncoder:
   flow_fn: FlowFn | None = None
 
   def flow(self, frames: np.ndarray) -> np.ndarray:
+    """uint8 ``(T-1, H, W, 2)`` flow of one video (``flow_fn`` or TV-L1).
+
+    TV-L1 runs through ``jaxact.flow.video_flow`` (the one batcher):
+    ``flow_batch`` pairs per call, or all the video's pairs in one call when
+    ``flow_batch`` is 0.
+    """
     if self.flow_fn is not None:
       return self.flow_fn(frames)
-    return tvl1_flow(frames, batch=self.flow_batch, **FLOW_PRESETS[self.flow_preset])
+    batch = self.flow_batch if self.flow_batch > 0 else len(frames) - 1
+    return video_flow(frames, batch_size=batch, **FLOW_PRESETS[self.flow_preset])
 
   def decode(self, source):
-    """Path or frames → ``(frames, None)`` or ``(None, skip reason)``."""
-    from jaxact.data import video  # pylint: disable=g-import-not-at-top
-
-    if isinstance(source, np.ndarray):
-      frames = source
-    else:
-      if not os.path.exists(source):
-        return None, "missing"
-      try:
-        frames = video.read_video(
-          source, short_side=self.short_side, max_frames=self.max_frames or None
-        )
-      except video.VideoDecodeError as e:
-        return None, e.reason
-    if len(frames) < 2:
-      return None, f"{len(frames)} frame(s)"
-    return frames, None
+    """Path (video file or frame folder) or frames → ``(frames, None)`` or
+    ``(None, skip reason)``."""
+    if not isinstance(source, np.ndarray):
+      return video.read_frames_or_skip(
+        source, short_side=self.short_side, max_frames=self.max_frames or None
+      )
+    try:
+      return video.require_flow_pair("frames", source), None
+    except video.VideoDecodeError as e:
+      return None, e.reason
 
   def encode(self, key: str, frames: np.ndarray, flow: np.ndarray, label):
     return encode_example(frames, flow, label=label, video_id=key, quality=self.quality)

@@ -116,7 +116,7 @@ class JaxactHmdb51(base.VideoBuilder):
     names = sorted(files)
     videos = _video_root(root, names[0])
     n = self.builder_config.split
-    if n == 0:
+    if n is None:  # all three official splits
       return official_splits.partition_generators(
         self,
         [

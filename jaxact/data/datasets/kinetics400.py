@@ -27,7 +27,7 @@ import os
 
 import tensorflow_datasets as tfds
 
-from jaxact.data.datasets import base
+from jaxact.data.datasets import base, kinetics_beam
 
 SPLITS = {"train": "train", "validation": "val"}
 
@@ -85,13 +85,9 @@ class JaxactKinetics400(base.VideoBuilder):
 
   def split_generators(self):
     if self._use_beam:
-      from jaxact.data.datasets import kinetics_beam  # pylint: disable=g-import-not-at-top
-
       return {split: kinetics_beam.build_split(self, split, self._items(split)) for split in SPLITS}
     return {split: self._generate_examples(self._items(split), split) for split in SPLITS}
 
   def after_generation(self) -> None:
     if self._use_beam:
-      from jaxact.data.datasets import kinetics_beam  # pylint: disable=g-import-not-at-top
-
       kinetics_beam.collect_reports(self)

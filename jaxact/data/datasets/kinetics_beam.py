@@ -20,7 +20,7 @@ from etils import epath
 
 def _beam():
   try:
-    import apache_beam as beam  # pylint: disable=g-import-not-at-top
+    import apache_beam as beam  # noqa: PLC0415 (optional heavy dependency)
   except ImportError as e:
     raise ImportError(
       "building with a Beam runner needs apache-beam: pip install 'jaxact[beam]'"

@@ -162,7 +162,7 @@ class JaxactUcf101(base.VideoBuilder):
     names = parse_class_ind(os.path.join(lists, "classInd.txt"))
     videos = CaseInsensitiveIndex(find_dir(root, VIDEO_DIR))
     n = self.builder_config.split
-    if n == 0:
+    if n is None:  # all three official splits
       return official_splits.partition_generators(
         self,
         [

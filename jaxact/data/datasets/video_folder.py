@@ -2,7 +2,7 @@
 
 Layout expected in ``manual_dir``::
 
-  <class_a>/clip1.mp4            video files (.mp4 .avi .mkv .mov .webm .mpg)
+  <class_a>/clip1.mp4            video files (``jaxact.data.video.VIDEO_EXTS``)
   <class_a>/clip2/000001.jpg ... or folders of frames (.jpg .jpeg .png)
   <class_b>/...
   train.txt, test.txt, val.txt   optional split lists
@@ -18,19 +18,13 @@ from __future__ import annotations
 
 import os
 
-import numpy as np
 import tensorflow_datasets as tfds
 
+from jaxact.data import video
 from jaxact.data.datasets import base
 from jaxact.data.datasets.ucf101 import read_lines
 
-VIDEO_EXTS = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".mpg", ".mpeg", ".m4v")
-IMAGE_EXTS = (".jpg", ".jpeg", ".png")
 SPLIT_FILES = ("train", "val", "validation", "test")
-
-
-def _is_frame_folder(path: str) -> bool:
-  return os.path.isdir(path) and any(f.lower().endswith(IMAGE_EXTS) for f in os.listdir(path))
 
 
 def list_videos(root: str, class_names: list[str]) -> list[tuple[str, int]]:
@@ -40,7 +34,7 @@ def list_videos(root: str, class_names: list[str]) -> list[tuple[str, int]]:
     d = os.path.join(root, cls)
     for f in sorted(os.listdir(d)):
       full = os.path.join(d, f)
-      if f.lower().endswith(VIDEO_EXTS) or _is_frame_folder(full):
+      if f.lower().endswith(video.VIDEO_EXTS) or video.is_frame_folder(full):
         out.append((f"{cls}/{f}", label))
   return out
 
@@ -89,28 +83,3 @@ class JaxactVideoFolder(base.VideoBuilder):
       )
       for split, entries in splits.items()
     }
-
-  def _generate_examples(self, items, split):
-    # Frame folders are decoded here; files go through the shared path.
-    from jaxact.data import video  # pylint: disable=g-import-not-at-top
-
-    cfg = self.builder_config
-
-    def resolved():
-      for key, path, label in items:
-        if not os.path.isdir(path):
-          yield key, path, label
-          continue
-        try:
-          frames = video.read_frame_folder(path, short_side=cfg.short_side)
-        except video.VideoDecodeError as e:
-          self.skip(split, path, e.reason)
-          continue
-        if cfg.max_frames:
-          frames = frames[: cfg.max_frames]
-        if len(frames) < 2:
-          self.skip(split, path, f"{len(frames)} frame(s)")
-          continue
-        yield key, np.asarray(frames), label
-
-    yield from super()._generate_examples(resolved(), split)

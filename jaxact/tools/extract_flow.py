@@ -1,14 +1,18 @@
-"""Extract RGB frames and TV-L1 flow from videos: ``python -m jaxact.flow.extract``.
+"""Extract RGB frames and TV-L1 flow from videos: ``python -m jaxact.tools.extract_flow``.
 
 Usage::
 
-  python -m jaxact.flow.extract /data/UCF101/videos --out /data/ucf101_frames \\
+  python -m jaxact.tools.extract_flow /data/UCF101/videos --out /data/ucf101_frames \\
       --short-side 256 --batch 64 --format mmaction
 
 INPUT may be video files, frame folders (``img_*.jpg`` / ``*.jpg`` /
 ``*.png``) or folders searched recursively for videos (output names keep the
-sub-folders, e.g. ``ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01``). Frame pairs
-from many videos are batched together on the accelerator. Finished videos are
+sub-folders, e.g. ``ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01``). Decoding is
+that of the dataset builders (``jaxact.data.video.read_frames``), frame pairs
+from many videos are batched together on the accelerator by the builders' one
+batcher (``jaxact.flow.FlowBatcher``), and images are encoded with their JPEG
+settings (``jaxact.data.jpeg``): for the same frames and JPEG quality, the
+files hold the bytes a jaxact TFDS dataset stores. Finished videos are
 skipped when the command is run again (outputs appear atomically), and
 unreadable videos are reported, logged to ``OUT/extract_failures.jsonl`` and
 skipped without stopping the run.
@@ -27,14 +31,16 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
+import jax
 import numpy as np
+from tqdm import tqdm
 
+from jaxact import keyvalue
+from jaxact.data import frame_formats, jpeg
 from jaxact.data import video as video_io
-from jaxact.flow import formats
 from jaxact.flow.batching import FlowBatcher
 from jaxact.flow.quantize import DEFAULT_BOUND
 
-VIDEO_EXTS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".flv", ".3gp")
 FAILURES_LOG = "extract_failures.jsonl"
 
 
@@ -44,11 +50,6 @@ class Source:
 
   path: str
   name: str
-  is_folder: bool
-
-
-def _has_frames(path: str) -> bool:
-  return any(n.lower().endswith(video_io._IMAGE_EXTS) for n in os.listdir(path))
 
 
 def find_sources(inputs: Sequence[str]) -> list[Source]:
@@ -62,24 +63,24 @@ def find_sources(inputs: Sequence[str]) -> list[Source]:
   for inp in inputs:
     inp = os.path.normpath(inp)
     if os.path.isfile(inp):
-      sources.append(Source(inp, os.path.splitext(os.path.basename(inp))[0], False))
+      sources.append(Source(inp, os.path.splitext(os.path.basename(inp))[0]))
     elif os.path.isdir(inp):
-      if _has_frames(inp):
-        sources.append(Source(inp, os.path.basename(inp), True))
+      if video_io.is_frame_folder(inp):
+        sources.append(Source(inp, os.path.basename(inp)))
         continue
       for root, dirs, files in os.walk(inp):
         dirs.sort()
         rel = os.path.relpath(root, inp)
-        if root != inp and _has_frames(root):
-          sources.append(Source(root, rel, True))
+        if root != inp and video_io.is_frame_folder(root):
+          sources.append(Source(root, rel))
           dirs[:] = []
           continue
         for f in sorted(files):
-          if f.lower().endswith(VIDEO_EXTS):
+          if f.lower().endswith(video_io.VIDEO_EXTS):
             name = os.path.splitext(f)[0]
             if rel != ".":
               name = os.path.join(rel, name)
-            sources.append(Source(os.path.join(root, f), name, False))
+            sources.append(Source(os.path.join(root, f), name))
     else:
       raise FileNotFoundError(f"input not found: {inp}")
   seen: dict[str, str] = {}
@@ -90,41 +91,30 @@ def find_sources(inputs: Sequence[str]) -> list[Source]:
   return sources
 
 
-def _decode(src: Source, short_side: int | None, max_frames: int | None) -> np.ndarray:
-  if src.is_folder:
-    frames = video_io.read_frame_folder(src.path, short_side=short_side)
-    if max_frames is not None:
-      frames = frames[:max_frames]
-  else:
-    frames = video_io.read_video(src.path, short_side=short_side, max_frames=max_frames)
-  if frames.shape[0] < 2:
-    raise video_io.VideoDecodeError(
-      src.path, f"{frames.shape[0]} frame(s): need at least 2 for flow"
-    )
-  return frames
-
-
 def _decoded(
-  sources: Sequence[Source], short_side, max_frames, workers: int
-) -> Iterator[tuple[Source, Any]]:
-  """Yields ``(source, frames or exception)`` in order, decoding ahead."""
+  sources: Sequence[Source], short_side: int | None, max_frames: int | None, workers: int
+) -> Iterator[tuple[Source, np.ndarray | None, str | None]]:
+  """Yields ``(source, frames, None)`` or ``(source, None, reason)`` in order,
+  decoding ahead (``jaxact.data.video.read_frames_or_skip``)."""
+
+  def decode(src):
+    return video_io.read_frames_or_skip(src.path, short_side=short_side, max_frames=max_frames)
+
   with concurrent.futures.ThreadPoolExecutor(max(1, workers)) as pool:
     futures: list = []
     it = iter(sources)
     ahead = max(2, 2 * workers)
     for src in it:
-      futures.append((src, pool.submit(_decode, src, short_side, max_frames)))
+      futures.append((src, pool.submit(decode, src)))
       if len(futures) >= ahead:
         break
     while futures:
       src, fut = futures.pop(0)
       nxt = next(it, None)
       if nxt is not None:
-        futures.append((nxt, pool.submit(_decode, nxt, short_side, max_frames)))
-      try:
-        yield src, fut.result()
-      except (video_io.VideoDecodeError, OSError) as e:
-        yield src, e
+        futures.append((nxt, pool.submit(decode, nxt)))
+      frames, reason = fut.result()
+      yield src, frames, reason
 
 
 def _clean_stale_tmp(out_dir: str) -> None:
@@ -170,7 +160,7 @@ def extract(
   batch_size: int = 16,
   fmts: Iterable[str] = ("mmaction",),
   bound: float = DEFAULT_BOUND,
-  jpeg_quality: int = 95,
+  jpeg_quality: int = jpeg.RGB_QUALITY,
   max_frames: int | None = None,
   workers: int = 2,
   progress: bool = True,
@@ -184,9 +174,10 @@ def extract(
     short_side: resize frames so the short side has this many pixels.
     batch_size: frame pairs per device call, mixed across videos.
     fmts: any of ``'mmaction'``, ``'compact'`` (see
-      :mod:`jaxact.flow.formats`).
+      :mod:`jaxact.data.frame_formats`).
     bound: flow quantisation bound (px).
-    jpeg_quality: JPEG quality of written images.
+    jpeg_quality: JPEG quality of the written RGB frames and flow components
+      (default: ``jaxact.data.jpeg``'s, that of the dataset builders).
     max_frames: read at most this many frames per video.
     workers: decoding threads.
     progress: show a progress bar.
@@ -197,38 +188,35 @@ def extract(
   """
   fmts = tuple(fmts)
   for f in fmts:
-    formats.output_path(out_dir, "x", f)  # validates the format name
+    frame_formats.output_path(out_dir, "x", f)  # validates the format name
   os.makedirs(out_dir, exist_ok=True)
   _clean_stale_tmp(out_dir)
   sources = find_sources(inputs)
   summary = Summary()
   todo = []
   for s in sources:
-    if formats.is_done(out_dir, s.name, fmts):
+    if frame_formats.is_done(out_dir, s.name, fmts):
       summary.skipped += 1
     else:
       todo.append(s)
   batcher = FlowBatcher(batch_size=batch_size, bound=bound, **(tvl1_params or {}))
-  from tqdm import tqdm  # pylint: disable=g-import-not-at-top
-
   bar = tqdm(total=len(todo), unit="video", disable=not progress, desc="flow", dynamic_ncols=True)
   start = time.time()
 
   def save(finished):
     for src, frames, flow in finished:
       if "mmaction" in fmts:
-        formats.write_mmaction(out_dir, src.name, frames, flow, jpeg_quality)
+        frame_formats.write_mmaction(out_dir, src.name, frames, flow, jpeg_quality)
       if "compact" in fmts:
-        formats.write_compact(out_dir, src.name, frames, flow, bound, jpeg_quality)
+        frame_formats.write_compact(out_dir, src.name, frames, flow, bound, jpeg_quality)
       summary.done += 1
       bar.update(1)
     elapsed = max(time.time() - start, 1e-9)
     bar.set_postfix(pairs_per_s=f"{batcher.pairs_done / elapsed:.1f}", failed=summary.failed)
 
   log_path = os.path.join(out_dir, FAILURES_LOG)
-  for src, frames in _decoded(todo, short_side, max_frames, workers):
-    if isinstance(frames, Exception):
-      reason = getattr(frames, "reason", str(frames))
+  for src, frames, reason in _decoded(todo, short_side, max_frames, workers):
+    if frames is None:
       summary.failed += 1
       summary.failures.append((src.path, reason))
       bar.write(f"skipped {src.path}: {reason}")
@@ -248,22 +236,17 @@ def extract(
 
 
 def _parse_param(text: str) -> tuple[str, Any]:
-  if "=" not in text:
-    raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
-  k, v = text.split("=", 1)
+  """``--param NAME=VALUE`` (``jaxact.keyvalue``); ``-`` in NAME reads ``_``."""
   try:
-    val: Any = int(v)
-  except ValueError:
-    try:
-      val = float(v)
-    except ValueError:
-      val = v
-  return k.replace("-", "_"), val
+    key, value = keyvalue.parse_item(text)
+  except keyvalue.KeyValueError as e:
+    raise argparse.ArgumentTypeError(str(e)) from None
+  return key.replace("-", "_"), value
 
 
 def main(argv: Sequence[str] | None = None) -> int:
   parser = argparse.ArgumentParser(
-    prog="python -m jaxact.flow.extract",
+    prog="python -m jaxact.tools.extract_flow",
     description="Extract RGB frames and TV-L1 optical flow (JAX, batched).",
   )
   parser.add_argument(
@@ -293,7 +276,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     default=DEFAULT_BOUND,
     help="flow clipping bound in px for uint8 (default 20)",
   )
-  parser.add_argument("--jpeg-quality", type=int, default=95)
+  parser.add_argument(
+    "--jpeg-quality",
+    type=int,
+    default=jpeg.RGB_QUALITY,
+    help="JPEG quality of RGB frames and flow images (default: the dataset builders')",
+  )
   parser.add_argument("--max-frames", type=int, default=None)
   parser.add_argument("--workers", type=int, default=2, help="decoding threads")
   parser.add_argument(
@@ -316,13 +304,9 @@ def main(argv: Sequence[str] | None = None) -> int:
   )
   args = parser.parse_args(argv)
   if args.compile_cache and not os.environ.get("JAX_COMPILATION_CACHE_DIR"):
-    import jax  # pylint: disable=g-import-not-at-top
-
     jax.config.update("jax_compilation_cache_dir", args.compile_cache)
-  fmts = formats.FORMATS if args.format == "both" else (args.format,)
+  fmts = frame_formats.FORMATS if args.format == "both" else (args.format,)
   if args.batch is None:
-    import jax  # pylint: disable=g-import-not-at-top
-
     on_cpu = jax.devices()[0].platform == "cpu"
     args.batch = 4 if on_cpu else 128
   try:

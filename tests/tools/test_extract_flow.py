@@ -1,4 +1,4 @@
-"""End-to-end tests of ``python -m jaxact.flow.extract`` on generated videos."""
+"""End-to-end tests of ``python -m jaxact.tools.extract_flow`` on generated videos."""
 
 import json
 import os
@@ -7,8 +7,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from jaxact.data import build, datasets, frame_formats
 from jaxact.data import video as video_io
-from jaxact.flow import batching, extract, formats
+from jaxact.data.datasets import base
+from jaxact.flow import batching
+from jaxact.tools import extract_flow
 
 # A cheap solve keeps the test fast; the CLI passes it through --param.
 PARAMS = {
@@ -18,6 +21,8 @@ PARAMS = {
   "outer_iterations": 1,
   "median_filtering": 1,
 }
+# The builders' 'fast' preset, for the byte comparison with a dataset build.
+FAST = base.FLOW_PRESETS["fast"]
 PARAM_ARGS = [a for k, v in PARAMS.items() for a in ("--param", f"{k}={v}")]
 
 
@@ -50,7 +55,7 @@ def inputs(tmp_path):
 
 
 def _run(args):
-  return extract.main(args + ["--no-progress", "--batch", "4"] + PARAM_ARGS)
+  return extract_flow.main(args + ["--no-progress", "--batch", "4"] + PARAM_ARGS)
 
 
 def test_extract_formats_resume_and_corrupt_input(inputs, capsys):
@@ -62,7 +67,7 @@ def test_extract_formats_resume_and_corrupt_input(inputs, capsys):
   assert rc == 1  # one input failed
   assert "done 3, skipped (already done) 0, failed 1" in text
   assert "broken.mp4" in text
-  log = [json.loads(l) for l in open(out / extract.FAILURES_LOG)]
+  log = [json.loads(l) for l in open(out / extract_flow.FAILURES_LOG)]
   assert [r["name"] for r in log] == ["walk/broken"]
 
   # MMAction2 layout: n frames -> n images and n-1 flow_x / flow_y images.
@@ -75,8 +80,8 @@ def test_extract_formats_resume_and_corrupt_input(inputs, capsys):
       assert [f for f in files if f.startswith(f"flow_{axis}_")] == [
         f"flow_{axis}_{i:05d}.jpg" for i in range(1, n)
       ]
-    mm = formats.load_mmaction(str(out / name))
-    compact = formats.load_compact(str(out / (name + ".npz")))
+    mm = frame_formats.load_mmaction(str(out / name))
+    compact = frame_formats.load_compact(str(out / (name + ".npz")))
     assert compact["flow"].shape == (n - 1, 32, 40, 2)
     assert compact["rgb"].shape == (n, 32, 40, 3)
     assert compact["bound"] == 20.0
@@ -86,7 +91,7 @@ def test_extract_formats_resume_and_corrupt_input(inputs, capsys):
   # The flow is the TV-L1 flow of the decoded frames, and it sees the motion.
   frames = video_io.read_video(inputs / "videos" / "walk" / "a.mp4")
   ref = batching.video_flow(frames, batch_size=4, **PARAMS)
-  got = formats.load_compact(str(out / "walk" / "a.npz"))["flow"]
+  got = frame_formats.load_compact(str(out / "walk" / "a.npz"))["flow"]
   assert np.abs(got.astype(int) - ref).max() <= 1
   dx = got[:, 10:20, 10:24, 0].astype(float).mean()
   assert dx > 128 + 3  # moving right: x flow above "no motion"
@@ -105,10 +110,10 @@ def test_extract_formats_resume_and_corrupt_input(inputs, capsys):
 def test_resume_after_interruption(inputs, monkeypatch, capsys):
   out = inputs / "out"
   videos = str(inputs / "videos" / "walk")
-  real_write = formats.write_mmaction
+  real_write = frame_formats.write_mmaction
   calls = []
 
-  def write_then_die(out_dir, name, frames, flow, quality=95):
+  def write_then_die(out_dir, name, frames, flow, quality=90):
     calls.append(name)
     if len(calls) == 2:
       # Die half-way through writing the second video.
@@ -118,10 +123,10 @@ def test_resume_after_interruption(inputs, monkeypatch, capsys):
       raise KeyboardInterrupt
     return real_write(out_dir, name, frames, flow, quality)
 
-  monkeypatch.setattr(formats, "write_mmaction", write_then_die)
+  monkeypatch.setattr(frame_formats, "write_mmaction", write_then_die)
   with pytest.raises(KeyboardInterrupt):
     _run([videos, "--out", str(out)])
-  monkeypatch.setattr(formats, "write_mmaction", real_write)
+  monkeypatch.setattr(frame_formats, "write_mmaction", real_write)
   done_first = calls[0]
   assert os.path.isdir(out / done_first)
   assert not os.path.exists(out / calls[1])  # never half-visible
@@ -144,7 +149,7 @@ def test_module_entry_point():
   import sys
 
   r = subprocess.run(
-    [sys.executable, "-m", "jaxact.flow.extract", "--help"],
+    [sys.executable, "-m", "jaxact.tools.extract_flow", "--help"],
     capture_output=True,
     text=True,
     timeout=120,
@@ -155,12 +160,14 @@ def test_module_entry_point():
 
 def test_cli_errors(tmp_path, capsys):
   assert (
-    extract.main([str(tmp_path / "missing.mp4"), "--out", str(tmp_path / "o"), "--no-progress"])
+    extract_flow.main(
+      [str(tmp_path / "missing.mp4"), "--out", str(tmp_path / "o"), "--no-progress"]
+    )
     == 2
   )
   assert "input not found" in capsys.readouterr().err
   assert (
-    extract.main(
+    extract_flow.main(
       [str(tmp_path), "--out", str(tmp_path / "o"), "--param", "warp=3", "--no-progress"]
     )
     == 2
@@ -168,13 +175,32 @@ def test_cli_errors(tmp_path, capsys):
   assert "unknown parameter" in capsys.readouterr().err
 
 
-def test_batcher_mixes_videos_and_sizes():
-  # Pairs of different videos share batches; sizes are batched apart.
-  vids = {"a": _frames(3), "b": _frames(4, offset=2), "c": _frames(3, h=24, w=32)}
-  got = {k: f for k, _, f in batching.iter_flows(vids.items(), batch_size=4, **PARAMS)}
-  assert sorted(got) == ["a", "b", "c"]
-  for k, frames in vids.items():
-    assert got[k].shape == (len(frames) - 1,) + frames.shape[1:3] + (2,)
-    # Same flow as the video computed on its own (padded batch of its pairs).
-    ref = batching.video_flow(frames, batch_size=4, **PARAMS)
-    np.testing.assert_array_equal(got[k], ref)
+def test_cli_writes_the_bytes_of_a_dataset_build(inputs, tmp_path):
+  """Same frames → byte-identical RGB and flow JPEGs from the builder and the CLI."""
+  manual = inputs / "videos"  # one class folder, "walk" (broken.mp4 is skipped by both)
+  info = build.ensure_built(
+    "video_folder", tmp_path / "tfds", manual, short_side=32, flow_preset="fast", flow_batch=4
+  )
+  assert info.split_sizes == {"train": 2}
+  out = tmp_path / "out"
+  params = [a for k, v in FAST.items() for a in ("--param", f"{k}={v}")]
+  rc = extract_flow.main(
+    [str(manual), "--out", str(out), "--short-side", "32", "--no-progress", "--batch", "3"] + params
+  )
+  assert rc == 1  # broken.mp4
+  source = datasets.data_source("video_folder", "train", tmp_path / "tfds", info.config)
+  compared = 0
+  for i in range(len(source)):
+    ex = source[i]
+    folder = out / os.path.splitext(ex["video_id"].decode())[0]
+    n = int(ex["num_frames"])
+    assert len(ex["flow_x"]) == n - 1 >= 1
+    for key, pattern, count in (
+      ("frames", "img_{:05d}.jpg", n),
+      ("flow_x", "flow_x_{:05d}.jpg", n - 1),
+      ("flow_y", "flow_y_{:05d}.jpg", n - 1),
+    ):
+      for j in range(count):
+        assert (folder / pattern.format(j + 1)).read_bytes() == ex[key][j], (folder, key, j)
+        compared += 1
+  assert compared == (6 + 2 * 5) + (4 + 2 * 3)  # walk/a: 6 frames, walk/b: 4
