@@ -7,6 +7,8 @@ import shutil
 import numpy as np
 import pytest
 
+from jaxact import config as config_lib
+from jaxact.configs import ucf101_paper_a as config_file
 from jaxact.data import build, datasets, pipeline
 from jaxact.data.datasets import base, hmdb51, official_splits, ucf101
 
@@ -191,10 +193,8 @@ def test_partition_of_only_broken_videos_fails_clearly(hmdb_download, tmp_path, 
 
 def test_loader_reads_official_split(ucf_all):
   """A paper config (builder_config 'all', train2 / test2) loads batches."""
-  from jaxact import config as config_lib
-
   _, data_dir, infos = ucf_all
-  c = config_lib.paper_a_config("ucf101", split=2, smoke=True)
+  c = config_file.get_config("split=2,smoke")
   assert (c.data.builder_config, c.data.train_split, c.data.eval_split) == (
     "all",
     "train2",
@@ -203,6 +203,7 @@ def test_loader_reads_official_split(ucf_all):
   c.data.data_dir, c.data.builder_config = str(data_dir), infos["all"].config
   c.data.num_steps, c.data.flow_length, c.data.eval_crops = 2, 2, 1
   config_lib.validate(c, device_count=4)
+  config_lib.validate_dataset(c)
   train = pipeline.create_loader(
     c.data, split=c.data.train_split, train=True, global_batch_size=4, seed=0
   )
@@ -215,5 +216,5 @@ def test_loader_reads_official_split(ucf_all):
   assert sorted(e["label"][e["mask"]]) == [0, 1, 2]
   c.data.eval_split = "test4"
   with pytest.raises(config_lib.ConfigError, match="test4.*test2"):
-    config_lib.validate(c, device_count=4, mode="eval")
+    config_lib.validate_dataset(c, mode="eval")
   assert np.all(b["label"] < 3)
