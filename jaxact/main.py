@@ -23,57 +23,21 @@ from ml_collections import config_flags
 from ml_collections.config_flags.config_flags import ConfigFileFlagParser
 
 from jaxact import config as config_lib
-from jaxact import configs
-from jaxact.data.datasets import DatasetNotBuiltError
-from jaxact.eval import evaluate
-from jaxact.models.convert import WeightImportError
-from jaxact.runtime import inputs
-from jaxact.runtime import mesh as mesh_lib
-from jaxact.runtime.checkpoint import CheckpointError
-from jaxact.train import loop
-from jaxact.train.pretrained import InitFromError
-
-# The experiment configs installed with the package (configs/ of the checkout).
-_CONFIGS_DIR = os.path.dirname(os.path.abspath(configs.__file__))
-_DEMO = os.path.join(_CONFIGS_DIR, "demo.py")
-
-
-def packaged_configs() -> list[str]:
-  """Names of the installed experiment configs (``demo``, ``kinetics``, ...)."""
-  return sorted(
-    f[:-3]
-    for f in os.listdir(_CONFIGS_DIR)
-    if f.endswith(".py") and not f.startswith("_") and f != "common.py"
-  )
-
-
-def resolve_config(value: str) -> str:
-  """The file behind a ``--config`` value, its ``:ARG`` kept.
-
-  An existing path is used as given; otherwise ``NAME`` or ``NAME.py`` naming
-  a packaged config (:func:`packaged_configs`) is its installed file, so
-  ``--config demo:smoke`` runs from any folder. Anything else is left for
-  ml_collections to report.
-  """
-  path, sep, arg = value.partition(":")
-  name = path.removesuffix(".py")
-  if not os.path.exists(path) and name in packaged_configs():
-    return os.path.join(_CONFIGS_DIR, f"{name}.py") + sep + arg
-  return value
+from jaxact import configs, experiment
 
 
 class _ConfigParser(ConfigFileFlagParser):
-  """ml_collections' config-file parser, after :func:`resolve_config`."""
+  """ml_collections' config-file parser, after ``jaxact.configs.resolve``."""
 
   def parse(self, path):
-    return super().parse(resolve_config(path))
+    return super().parse(configs.resolve(path))
 
 
 _CONFIG = config_flags.DEFINE_config_file(
   "config",
-  _DEMO,
+  configs.DEMO,
   "Experiment config: a file (configs/kinetics.py, configs/ucf101_paper_b.py:split=2,stage=2) "
-  f"or an installed one by name ({', '.join(packaged_configs())}; e.g. demo:smoke); "
+  f"or an installed one by name ({', '.join(configs.names())}; e.g. demo:smoke); "
   "default: the installed demo. Override fields with --config.key=value.",
   lock_config=True,
 )
@@ -166,98 +130,8 @@ def _reachable(address: str, timeout_s: float) -> bool:
       time.sleep(0.5)
 
 
-class WorkdirError(ValueError):
-  """``--workdir`` cannot hold a run (a file, or not writable)."""
-
-
-# A user's mistake, reported in one line (exit status 1) instead of a traceback.
-USER_ERRORS = (
-  config_lib.ConfigError,
-  DatasetNotBuiltError,
-  loop.NonFiniteLossError,
-  InitFromError,
-  WeightImportError,
-  CheckpointError,
-  WorkdirError,
-  FileNotFoundError,
-)
-
-
-def check_workdir(workdir: str, mode: str) -> None:
-  """Create ``workdir`` for training; it must be a writable directory.
-
-  Raises:
-    WorkdirError: it is a file, or cannot be created or written.
-    FileNotFoundError: ``--mode eval`` of a directory that does not exist.
-  """
-  if os.path.exists(workdir) and not os.path.isdir(workdir):
-    raise WorkdirError(f"--workdir={workdir} is a file, not a directory; choose another path")
-  if mode == "eval" and not os.path.isdir(workdir):
-    raise FileNotFoundError(
-      f"No checkpoint in {workdir}: it does not exist. Train first (--mode train) or point "
-      "--workdir at a trained run."
-    )
-  try:
-    os.makedirs(workdir, exist_ok=True)
-  except OSError as e:
-    raise WorkdirError(f"cannot create --workdir={workdir}: {e.strerror}") from None
-  if not os.access(workdir, os.W_OK | os.X_OK):
-    raise WorkdirError(f"--workdir={workdir} is not writable by this user; choose another path")
-
-
-def run(config, workdir: str, mode: str, *, model_fn=None, loader_fn=None) -> dict | None:
-  """Validate ``config``, then train and/or evaluate (what ``main`` does after flags).
-
-  Args:
-    config: the experiment config.
-    workdir: the run directory.
-    mode: ``'train'`` (then evaluate, unless ``eval.run_after_training`` is
-      off) or ``'eval'``.
-    model_fn: ``(config, num_classes) -> flax Module``; default
-      ``jaxact.runtime.inputs.build_model`` (the registry model).
-    loader_fn: ``(config, *, train) -> Loader``; default: the config's
-      dataset through the Grain pipeline, built first when
-      ``config.build_dataset`` is set.
-
-  Returns:
-    The evaluation results, or None (no evaluation, or training stopped by
-    a signal after saving).
-  """
-  config_lib.validate(
-    config, device_count=jax.device_count(), process_count=jax.process_count(), mode=mode
-  )
-  check_workdir(workdir, mode)
-  if loader_fn is None:
-    if config.build_dataset:
-      inputs.ensure_dataset(config)
-    config_lib.validate_dataset(config, mode=mode)
-    loader_fn = inputs.open_loader
-  model_fn = model_fn or inputs.build_model
-  mesh = mesh_lib.create_mesh()
-  model = None
-  if mode == "train":
-    train_loader = loader_fn(config, train=True)
-    model = model_fn(config, train_loader.num_classes)
-    validation_loader = (
-      loader_fn(config, train=False) if config.eval.validate_at_checkpoints else None
-    )
-    finished = loop.train(
-      config,
-      workdir,
-      model=model,
-      loader=train_loader,
-      mesh=mesh,
-      validation_loader=validation_loader,
-    )
-    if not (finished and config.eval.run_after_training):
-      return None
-  eval_loader = loader_fn(config, train=False)
-  model = model or model_fn(config, eval_loader.num_classes)
-  return evaluate.evaluate_checkpoint(config, workdir, model=model, loader=eval_loader, mesh=mesh)
-
-
 def main(argv, **factories) -> None:
-  """absl entry point; ``factories`` (``model_fn``, ``loader_fn``) as in :func:`run`."""
+  """absl entry point; ``factories`` (``model_fn``, ``loader_fn``) as in ``experiment.run``."""
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
   logging.getLogger("jaxact").setLevel(logging.INFO)
@@ -272,8 +146,8 @@ def main(argv, **factories) -> None:
   try:
     _initialize_distributed()
     workdir = os.path.abspath(os.path.expanduser(_WORKDIR.value))
-    run(config, workdir, _MODE.value, **factories)
-  except USER_ERRORS as e:
+    experiment.run(config, workdir, _MODE.value, **factories)
+  except experiment.USER_ERRORS as e:
     print(f"jaxact: error: {e}", file=sys.stderr)
     sys.exit(1)
   except KeyboardInterrupt:

@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 
 from jaxact import configs
-from jaxact import main as main_lib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -156,17 +155,17 @@ def test_resolve_config(tmp_path, monkeypatch):
   monkeypatch.chdir(tmp_path)
   packaged = os.path.dirname(configs.__file__)
   demo = os.path.join(packaged, "demo.py")
-  assert main_lib.resolve_config("demo") == demo
-  assert main_lib.resolve_config("demo.py:smoke,lstm") == f"{demo}:smoke,lstm"
-  assert main_lib.resolve_config("ucf101_paper_b:split=2,stage=2") == (
+  assert configs.resolve("demo") == demo
+  assert configs.resolve("demo.py:smoke,lstm") == f"{demo}:smoke,lstm"
+  assert configs.resolve("ucf101_paper_b:split=2,stage=2") == (
     os.path.join(packaged, "ucf101_paper_b.py") + ":split=2,stage=2"
   )
   # An existing file is used as given; other values are left for ml_collections to report.
   (tmp_path / "demo.py").write_text("")
-  assert main_lib.resolve_config("demo.py:smoke") == "demo.py:smoke"
+  assert configs.resolve("demo.py:smoke") == "demo.py:smoke"
   for value in ("common", "__init__", "no_such_config:smoke", "configs/kinetics.py", ""):
-    assert main_lib.resolve_config(value) == value
-  assert main_lib.packaged_configs() == sorted(
+    assert configs.resolve(value) == value
+  assert configs.names() == sorted(
     f[:-3]
     for f in os.listdir(os.path.join(ROOT, "configs"))
     if f.endswith(".py") and f[0] != "_" and f != "common.py"

@@ -1,6 +1,6 @@
 """What the launcher builds from a config for the loops: the model and the loaders.
 
-``jaxact.main`` builds the dataset when asked (:func:`ensure_dataset`), then
+``jaxact.experiment.run`` builds the dataset when asked (:func:`ensure_dataset`), then
 the model (:func:`build_model`) and the Grain loaders (:func:`open_loader`),
 and hands them to ``jaxact.train.loop`` and ``jaxact.eval.evaluate``; the
 loops receive objects, never factories. A custom network or input pipeline

@@ -1,7 +1,7 @@
 """The training loop: restore or init, step, log, checkpoint, validate.
 
 ``train(config, workdir, model=..., loader=..., mesh=...)`` is what
-``python -m jaxact.main`` runs (then ``jaxact.eval.evaluate``). It resumes
+``jaxact.experiment.run`` runs (then ``jaxact.eval.evaluate``). It resumes
 from the newest readable checkpoint in ``WORKDIR/checkpoints`` (same data
 order and learning rate), stops on a non-finite loss without saving the bad
 state, and on SIGTERM (preemption) or Ctrl-C saves the current step and

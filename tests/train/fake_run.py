@@ -22,8 +22,6 @@ import jax.numpy as jnp
 import numpy as np
 from absl import app
 
-from jaxact import main as jaxact_main
-
 # Script and --config modes load this file directly: tests/ holds array_loader.
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from array_loader import ArrayLoader
@@ -146,6 +144,11 @@ def _default(key):
 
 
 if __name__ == "__main__":
+  # Defines jaxact.main's absl flags: only in script mode, never when imported by tests.
+  from absl import app
+
+  from jaxact import main as jaxact_main
+
   app.run(
     functools.partial(jaxact_main.main, model_fn=model_fn, loader_fn=loader_fn),
     flags_parser=jaxact_main.parse_flags,

@@ -10,7 +10,7 @@ import fake_run
 import numpy as np
 import pytest
 
-from jaxact import main as jaxact_main
+from jaxact import experiment
 from jaxact.runtime import checkpoint as ckpt
 from jaxact.train import loop
 
@@ -28,7 +28,7 @@ def _steps(workdir):
 def full_run(tmp_path_factory):
   """One uninterrupted 6-step run with TensorBoard and final evaluation."""
   workdir = tmp_path_factory.mktemp("full")
-  results = jaxact_main.run(
+  results = experiment.run(
     fake_run.tiny_config(tensorboard=True),
     str(workdir),
     mode="train",
@@ -72,7 +72,7 @@ def test_resume_reproduces_uninterrupted_run(full_run, tmp_path):
   full = full_run[0]
   part = tmp_path / "part"
   # Stop after step 4 (as a crash would), then rerun the full command.
-  jaxact_main.run(
+  experiment.run(
     fake_run.tiny_config(num_train_steps=4, **{"eval.run_after_training": False}),
     str(part),
     mode="train",
@@ -81,7 +81,7 @@ def test_resume_reproduces_uninterrupted_run(full_run, tmp_path):
   )
   with open(part / "metrics.jsonl", "a") as f:  # a line of a step that was never saved
     f.write(json.dumps({"step": 5, "loss": 123.0}) + "\n")
-  jaxact_main.run(
+  experiment.run(
     fake_run.tiny_config(**{"eval.run_after_training": False}),
     str(part),
     mode="train",
@@ -98,7 +98,7 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
     checkpoint_every_steps=1, **{"optimizer.learning_rate": 1e30, "optimizer.momentum": 0.0}
   )
   with pytest.raises(loop.NonFiniteLossError) as err:
-    jaxact_main.run(
+    experiment.run(
       config, str(tmp_path), mode="train", model_fn=fake_run.model_fn, loader_fn=fake_run.loader_fn
     )
   msg = str(err.value)
@@ -135,7 +135,7 @@ def test_signal_saves_and_returns(tmp_path, sig):
     return _SignalAt(inner, 3, sig) if train else inner
 
   config = fake_run.tiny_config(checkpoint_every_steps=100, num_train_steps=50)
-  out = jaxact_main.run(
+  out = experiment.run(
     config, str(tmp_path), mode="train", model_fn=fake_run.model_fn, loader_fn=loader_fn
   )
   assert out is None
@@ -157,7 +157,7 @@ def test_init_from_run_with_frozen_backbones(full_run, tmp_path):
       "eval.run_after_training": False,
     },
   )
-  jaxact_main.run(
+  experiment.run(
     config, str(tmp_path), mode="train", model_fn=fake_run.model_fn, loader_fn=fake_run.loader_fn
   )
   read = lambda d, s: ocp.StandardCheckpointer().restore(d / "checkpoints" / str(s) / "model")
@@ -210,7 +210,7 @@ def test_validation_at_checkpoints_ranks_the_best(full_run, tmp_path):
       "eval.run_after_training": False,
     }
   )
-  jaxact_main.run(
+  experiment.run(
     config, str(tmp_path), mode="train", model_fn=fake_run.model_fn, loader_fn=fake_run.loader_fn
   )
   rows = {r["step"]: r for r in map(json.loads, open(tmp_path / "metrics.jsonl"))}
@@ -223,7 +223,7 @@ def test_validation_at_checkpoints_ranks_the_best(full_run, tmp_path):
   )
   # The logged value is the eval mode's top-1 for that checkpoint.
   config.eval.checkpoint = "4"
-  results = jaxact_main.run(
+  results = experiment.run(
     config, str(tmp_path), "eval", model_fn=fake_run.model_fn, loader_fn=fake_run.loader_fn
   )
   assert results["fused"]["top1"] == pytest.approx(rows[4]["val_top1_fused"])
@@ -249,12 +249,12 @@ def _damage(workdir, step):
 
 def test_damaged_newest_checkpoint_resumes_from_the_one_before(full_run, tmp_path, caplog):
   config = fake_run.tiny_config(num_train_steps=4, **{"eval.run_after_training": False})
-  jaxact_main.run(
+  experiment.run(
     config, str(tmp_path), "train", model_fn=fake_run.model_fn, loader_fn=fake_run.loader_fn
   )
   _damage(tmp_path, 4)
   with caplog.at_level("WARNING", logger="jaxact.runtime.checkpoint"):
-    jaxact_main.run(
+    experiment.run(
       fake_run.tiny_config(**{"eval.run_after_training": False}),
       str(tmp_path),
       "train",
@@ -276,7 +276,7 @@ def test_eval_latest_falls_back_and_all_damaged_is_one_error(full_run, tmp_path,
   _damage(tmp_path, 6)
   config = fake_run.tiny_config()
   with caplog.at_level("WARNING", logger="jaxact.runtime.checkpoint"):
-    results = jaxact_main.run(
+    results = experiment.run(
       config, str(tmp_path), "eval", model_fn=fake_run.model_fn, loader_fn=fake_run.loader_fn
     )
   assert results["step"] == 4
@@ -285,6 +285,6 @@ def test_eval_latest_falls_back_and_all_damaged_is_one_error(full_run, tmp_path,
   for step in (2, 4):
     _damage(tmp_path, step)
   with pytest.raises(ckpt.CheckpointError, match=r"step\(s\) \[2, 4, 6\] are damaged"):
-    jaxact_main.run(
+    experiment.run(
       config, str(tmp_path), "eval", model_fn=fake_run.model_fn, loader_fn=fake_run.loader_fn
     )
