@@ -76,27 +76,6 @@ def test_eval_without_checkpoint(tmp_path):
   _assert_clear_error(proc, "jaxact: error:", "No checkpoint in", "--mode train")
 
 
-def test_demo_smoke_end_to_end(tmp_path):
-  """configs/demo.py:smoke from scratch: builds synthetic_motion, trains, evaluates.
-
-  The one default test through the real data pipeline and registry model
-  (~2 min on 2 cores: dataset build + first compiles).
-  """
-  proc = _main(
-    "--config=configs/demo.py:smoke",
-    f"--workdir={tmp_path / 'run'}",
-    f"--config.data.data_dir={tmp_path / 'tfds'}",
-    timeout=1200,
-  )
-  assert proc.returncode == 0, proc.stderr[-3000:]
-  results = json.loads((tmp_path / "run" / "eval_results.json").read_text())
-  assert results["num_examples"] == 72 and results["step"] == 4
-  for stream in ("spatial", "temporal", "fused"):
-    assert {"top1", "top5", "mean_class", "per_class", "confusion"} <= set(results[stream])
-  rows = [json.loads(l) for l in open(tmp_path / "run" / "metrics.jsonl")]
-  assert [r["step"] for r in rows] == [1, 2, 3, 4]
-
-
 @pytest.mark.slow
 def test_demo_smoke_two_processes_match_one(tmp_path):
   """The real pipeline and registry model: 2 processes × 2 devices give the

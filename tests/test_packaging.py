@@ -7,8 +7,6 @@ import subprocess
 import sys
 import tomllib
 
-import pytest
-
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FAST_COMPILE = "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
 
@@ -67,11 +65,13 @@ def _env() -> dict[str, str]:
   return env
 
 
-@pytest.mark.slow
 def test_installed_demo_runs_from_any_folder(tmp_path):
-  """Non-editable install; from an empty folder ``--config demo:smoke`` trains and evaluates.
+  """Non-editable install; from an empty folder ``--config demo:smoke`` builds the
+  synthetic_motion dataset, trains and evaluates.
 
-  2 min 7 s on the 2-core dev box (install, dataset build, first compiles): marked slow.
+  Also the default suite's one end-to-end run through the real data pipeline
+  and registry model (about 2 min on the 2-core dev box: install, dataset
+  build, first compiles).
   """
   python = _install(tmp_path)
   venv = os.path.dirname(os.path.dirname(python))
@@ -116,3 +116,7 @@ def test_installed_demo_runs_from_any_folder(tmp_path):
   assert proc.returncode == 0, proc.stderr[-3000:]
   results = json.loads((cwd / "run" / "eval_results.json").read_text())
   assert results["step"] == 4 and results["num_examples"] == 72
+  for stream in ("spatial", "temporal", "fused"):
+    assert {"top1", "top5", "mean_class", "per_class", "confusion"} <= set(results[stream])
+  rows = [json.loads(line) for line in open(cwd / "run" / "metrics.jsonl")]
+  assert [r["step"] for r in rows] == [1, 2, 3, 4]
