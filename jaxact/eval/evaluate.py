@@ -3,7 +3,9 @@
 Restores the parameters of ``config.eval.checkpoint`` (``'latest'``: the
 newest readable step), scores the evaluation split on V = clips × crops views
 (``jaxact.runtime.scoring``: per-stream view-averaged softmax scores, then
-``fused`` = their weighted late fusion) and writes ``WORKDIR/eval_results.json``.
+``fused`` = their weighted late fusion) and writes ``WORKDIR/eval_results.json``,
+with its pictures ``confusion_matrix.png`` and ``per_class_accuracy.png`` beside it
+(``jaxact.eval.figures``; also to TensorBoard when ``config.tensorboard`` is set).
 """
 
 import json
@@ -13,6 +15,7 @@ from typing import Any
 
 import jax
 
+from jaxact.eval import figures
 from jaxact.runtime import checkpoint as ckpt
 from jaxact.runtime import mesh as mesh_lib
 from jaxact.runtime import scoring
@@ -55,7 +58,10 @@ def evaluate_checkpoint(
     mesh: defaults to all devices.
 
   Returns:
-    The results, also written to ``WORKDIR/eval_results.json``.
+    The results, also written to ``WORKDIR/eval_results.json``; process 0
+    draws them into ``WORKDIR/confusion_matrix.png`` and
+    ``WORKDIR/per_class_accuracy.png`` (and TensorBoard when
+    ``config.tensorboard`` is set).
 
   Raises:
     FileNotFoundError: no checkpoint, or not the requested one.
@@ -127,6 +133,7 @@ def evaluate_checkpoint(
   )
   path = write_results(workdir, results)
   if jax.process_index() == 0:
+    write_pictures(results, workdir, tensorboard=bool(config.tensorboard))
     log.info(
       "Step %d: top-1 spatial %.4f, temporal %.4f, fused %.4f (%d examples, %d views) → %s",
       step,
@@ -138,6 +145,29 @@ def evaluate_checkpoint(
       path,
     )
   return results
+
+
+def write_pictures(results: dict, workdir: str, *, tensorboard: bool) -> None:
+  """Draw the result pictures next to ``eval_results.json`` (and into ``WORKDIR/tensorboard``).
+
+  The results are already on disk: a picture that cannot be drawn or written
+  is a warning that says how to redraw it, not a failed evaluation.
+  """
+  try:
+    figures.write_figures(
+      results,
+      workdir,
+      tensorboard_dir=os.path.join(workdir, "tensorboard") if tensorboard else None,
+    )
+  except Exception as e:  # e.g. a full disk; the results file is written
+    log.warning(
+      "Could not draw the result pictures in %s (%s: %s); redraw them with "
+      "python -m jaxact.tools.report %s",
+      workdir,
+      type(e).__name__,
+      e,
+      workdir,
+    )
 
 
 def _chain(first: dict, rest):
