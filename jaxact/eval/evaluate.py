@@ -24,7 +24,7 @@ from jaxact.runtime.inputs import Loader
 
 log = logging.getLogger(__name__)
 
-RESULTS_FILE = "eval_results.json"
+RESULTS_FILE = figures.RESULTS_FILE
 
 
 def write_results(workdir: str, results: dict) -> str:

@@ -31,6 +31,8 @@ from PIL import Image
 
 from jaxact.runtime import metrics as metrics_lib
 
+# The files of a run directory: the results, and the pictures drawn beside them.
+RESULTS_FILE = "eval_results.json"
 CONFUSION_FILE = "confusion_matrix.png"
 PER_CLASS_FILE = "per_class_accuracy.png"
 # Up to this many classes, names label the confusion matrix's axes and every
@@ -77,7 +79,8 @@ def describe(results: Mapping) -> str:
   if results.get("num_examples") is not None:
     counts.append(f"{results['num_examples']} examples")
   if results.get("views"):
-    counts.append(f"{results['views']} views")
+    views = int(results["views"])
+    counts.append(f"{views} view{'s' if views != 1 else ''}")
   line = " · ".join(parts)
   return f"{line} ({', '.join(counts)})" if counts else line
 
@@ -188,18 +191,21 @@ def _bars(ax, acc, streams, shown, class_names, *, gap, hidden):
   height = 0.8 / len(streams)
   for i, s in enumerate(streams):
     values = np.nan_to_num(100 * acc[s][shown])
-    ax.barh(
+    bars = ax.barh(
       rows + (i - (len(streams) - 1) / 2) * height,
       values,
       height=height,
       color=COLORS.get(s),
       label=s,
     )
+    if s == "fused":  # its value, so that a class at 0 % still shows a mark
+      ax.bar_label(bars, fmt="%.0f", padding=2, fontsize=6, color=COLORS[s])
   ax.set_yticks(rows, [_escape(class_names[c]) for c in shown], fontsize=8)
   if gap is not None:
     ax.text(50, gap, f"⋮  {hidden} classes not shown  ⋮", ha="center", va="center", fontsize=9)
   ax.set_ylim(rows[-1] + 0.7, -0.7)  # first class at the top
-  ax.set_xlim(0, 100)
+  ax.set_xlim(0, 106)
+  ax.set_xticks(range(0, 101, 20))
   ax.set_xlabel("top-1 accuracy of the class (%)")
   ax.grid(axis="x", alpha=0.3)
   ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False)
