@@ -16,6 +16,13 @@ Drawn from the content of ``eval_results.json`` (``jaxact.runtime.scoring.result
 TensorBoard) after every evaluation; ``python -m jaxact.tools.report`` redraws
 them. Figures are rendered once with matplotlib's Agg canvas (no display, no
 pyplot state) and the same pixels go to the PNG file and TensorBoard.
+
+Cost, measured on a 2-core AMD EPYC VM shared with other jobs (load average
+6.8): both pictures of K = 400 classes, 20,000 examples, drawn and written
+in 2.8-3.6 s (K = 101: 1.5-2.1 s; K = 51 with names on the axes: 3.7-4.9 s),
+and 0.3-1.1 s more for the TensorBoard images (about 4 s more the first
+time, which imports tensorboardX, already imported when training writes
+TensorBoard). Small next to scoring 20,000 videos on V views each.
 """
 
 import os
