@@ -28,7 +28,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxact.data.augment_params import RECIPES
-from jaxact.flow.quantize import dequantize, quantize
 
 _GREY = np.asarray([0.299, 0.587, 0.114], np.float32)
 
@@ -48,7 +47,7 @@ def _sample_points(affine, src_hw, size: int):
   y0 = y0.astype(jnp.int32)
   xa, xb = jnp.clip(x0, 0, w - 1), jnp.clip(x0 + 1, 0, w - 1)
   ya, yb = jnp.clip(y0, 0, h - 1), jnp.clip(y0 + 1, 0, h - 1)
-  return (ya, yb, xa, xb), (dy, dx), valid
+  return ((ya, yb, xa, xb), (dy, dx)), valid
 
 
 def _bilinear(clip, points):
@@ -73,16 +72,28 @@ def _round_u8(x):
 
 
 def _geometry(p, rgb, flow, size: int):
-  """One view: resampled RGB (float, integer-valued) and uint8 flow."""
-  idx, weights, valid = _sample_points(p["affine"], p["src_hw"], size)
+  """One view: resampled RGB (float, integer-valued) and uint8 flow.
+
+  Flow is transformed in quantisation units, ``u = v - 127.5`` (the bound-20
+  dequantisation is ``u * 40/255``, linear, so ``quantize(M dequantize(v))`` is
+  ``round(M u + 127.5)``). Each output channel mixes with its partner (x with
+  y): the partner is read by a second gather from the pair-swapped canvas,
+  which XLA fuses, where mixing channels after one gather would not fuse.
+  """
+  points, valid = _sample_points(p["affine"], p["src_hw"], size)
   v = valid[None, :, :, None]
-  rgb_out = jnp.where(v, _round_u8(_bilinear(rgb, (idx, weights))), 0.0)
-  f = dequantize(_bilinear(flow, (idx, weights)))
-  f = jnp.where(v, f, dequantize(jnp.uint8(128)))  # transforms.rotate_crop's fill
-  t, s, _, c2 = f.shape
-  f = f.reshape(t, s, s, c2 // 2, 2)
-  f = jnp.einsum("ij,tyxlj->tyxli", p["flow_matrix"], f).reshape(t, s, s, c2)
-  return rgb_out, quantize(f)
+  rgb_out = jnp.where(v, _round_u8(_bilinear(rgb, points)), 0.0)
+  t, h, w, c2 = flow.shape
+  swapped = flow.reshape(t, h, w, c2 // 2, 2)[..., ::-1].reshape(t, h, w, c2)
+  fill = 128.0  # transforms.rotate_crop's fill, before the vector transform
+  u = jnp.where(v, _bilinear(flow, points), fill) - 127.5
+  u_partner = jnp.where(v, _bilinear(swapped, points), fill) - 127.5
+  m = p["flow_matrix"]
+  is_x = jnp.arange(c2) % 2 == 0
+  own = jnp.where(is_x, m[0, 0], m[1, 1])
+  partner = jnp.where(is_x, m[0, 1], m[1, 0])
+  flow_out = _round_u8(own * u + partner * u_partner + 127.5).astype(jnp.uint8)
+  return rgb_out, flow_out
 
 
 def _erase(p, rgb, flow):
