@@ -28,7 +28,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxact.data.augment_params import RECIPES
-from jaxact.flow.quantize import flip_flow_stack
 
 _GREY = np.asarray([0.299, 0.587, 0.114], np.float32)
 
@@ -186,21 +185,12 @@ def eval_views(params: dict, rgb, flow, *, out_size: int):
     ``(rgb (B, V, T, S, S, 3), flow (B, V, T, S, S, 2L))`` uint8.
   """
 
-  num_views = params["affine"].shape[1]
-  # 10 crops (augment_params.eval_params): views 5-9 mirror views 0-4, so
-  # they are mirrored here, as transforms.eval_crops does, not resampled.
-  computed = num_views // 2 if num_views == 10 else num_views
-
   def one(p, r, f):
     def view(affine, flow_matrix):
       q = dict(p, affine=affine, flow_matrix=flow_matrix)
       ro, fo = _geometry(q, r, f, out_size)
       return ro.astype(jnp.uint8), fo
 
-    ro, fo = jax.vmap(view)(p["affine"][:computed], p["flow_matrix"][:computed])
-    if computed < num_views:
-      ro = jnp.concatenate([ro, ro[..., ::-1, :]])
-      fo = jnp.concatenate([fo, flip_flow_stack(fo)])
-    return ro, fo
+    return jax.vmap(view)(p["affine"], p["flow_matrix"])
 
   return jax.vmap(one)(params, rgb, flow)
