@@ -19,7 +19,10 @@ weights, no download, float32) on the same number of frames in the same
 process. Its calls are *interleaved* with jaxact's ResNet-101 calls (jaxact,
 torch, jaxact, torch, …), so both see the same machine load, and its line
 gives ``ratio_torch_over_jaxact``: the ratio of the two medians (above 1:
-jaxact is faster).
+jaxact is faster). On a loaded machine PyTorch's spin-waiting OpenMP threads
+slow it far more than jaxact, and can slow jaxact's next call too: measure
+idle, or also with ``OMP_WAIT_POLICY=PASSIVE`` (docs/benchmarks.md, "Why the
+ratio moves with the load").
 """
 
 import argparse
