@@ -2,8 +2,8 @@
 
 Use :func:`create` to build any registered network by name::
 
-    model = jaxact.models.create('two_stream_lstm', num_classes=101)
-    logits, features = model.apply(variables, {'rgb': rgb, 'flow': flow})
+    model = jaxact.models.create("two_stream_lstm", num_classes=101)
+    logits, features = model.apply(variables, {"rgb": rgb, "flow": flow})
 
 Registered names are listed by :func:`names`.
 """
@@ -13,17 +13,18 @@ from typing import Any
 
 import flax.linen as nn
 
+from jaxact.models import resnet, two_stream
 
-def _registry() -> dict[str, Callable[..., nn.Module]]:
-  # Imported lazily so `import jaxact.models` stays cheap and side-effect free.
-  from jaxact.models import resnet, two_stream
-
-  return {**resnet.BACKBONES, **two_stream.TWO_STREAM_MODELS}
+# Every registered network by name: the backbones, then the two papers' networks.
+REGISTRY: dict[str, Callable[..., nn.Module]] = {
+  **resnet.BACKBONES,
+  **two_stream.TWO_STREAM_MODELS,
+}
 
 
 def names() -> list[str]:
   """Sorted names accepted by :func:`create`."""
-  return sorted(_registry())
+  return sorted(REGISTRY)
 
 
 def create(name: str, *, num_classes: int, **overrides: Any) -> nn.Module:
@@ -40,7 +41,6 @@ def create(name: str, *, num_classes: int, **overrides: Any) -> nn.Module:
     An unbound ``flax.linen.Module``; ``module.apply(variables, x, train=False)``
     returns ``(logits, features)``.
   """
-  registry = _registry()
-  if name not in registry:
-    raise ValueError(f"Unknown model {name!r}; known models: {', '.join(sorted(registry))}")
-  return registry[name](num_classes=num_classes, **overrides)
+  if name not in REGISTRY:
+    raise ValueError(f"Unknown model {name!r}; known models: {', '.join(names())}")
+  return REGISTRY[name](num_classes=num_classes, **overrides)

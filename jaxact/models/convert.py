@@ -42,6 +42,9 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+from safetensors.numpy import load_file as load_safetensors
+
+from jaxact.models import cot, resnet
 
 logger = logging.getLogger(__name__)
 
@@ -60,8 +63,6 @@ _MAX_LISTED = 20  # entries listed per kind of problem in an error message
 
 
 def _is_backbone(model: nn.Module) -> bool:
-  from jaxact.models import cot, resnet
-
   return isinstance(model, (resnet.ResNet, resnet.Bottleneck, cot.CotLayer))
 
 
@@ -84,14 +85,12 @@ def load_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
   if not os.path.exists(path):
     raise FileNotFoundError(f"Checkpoint not found: {path}")
   if path.endswith(".safetensors"):
-    from safetensors.numpy import load_file
-
-    return _normalise(load_file(path))
+    return _normalise(load_safetensors(path))
   if path.endswith(".npz"):
     with np.load(path) as data:
       return _normalise(dict(data))
   try:
-    import torch
+    import torch  # noqa: PLC0415 (optional heavy dependency)
   except ImportError as e:
     raise ImportError(
       f"Reading {path} needs PyTorch (pip install torch); or convert it to .safetensors first"

@@ -37,6 +37,7 @@ Dtype = Any
 
 _BN_MOMENTUM = 0.9  # PyTorch momentum 0.1.
 _EPSILON = 1e-5  # PyTorch BatchNorm2d and GroupNorm default.
+_RADIX = 2  # fusion branches: dynamic (K2) and static (K1) context
 # Name scope of the aggregation's multiplies (tools.model_info counts them as MACs).
 LOCAL_AGGREGATION_SCOPE = "cot_local_aggregation"
 _conv_init = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
@@ -138,15 +139,14 @@ class CotLayer(nn.Module):
     kernel_size: window ``k`` of the key conv and of the local aggregation.
     share_planes: channels per attention group (``G = C / share_planes``).
     key_groups: groups of the ``k×k`` key convolution.
-    radix: branches of the fusion (2: dynamic and static context).
-    reduction: the fusion's hidden size is ``max(C·radix/reduction, 32)``.
+    reduction: the fusion's hidden size is ``max(2C/reduction, 32)`` (2 = the
+      branches, dynamic and static context).
     dtype: compute dtype; param_dtype: parameter dtype.
   """
 
   kernel_size: int = 3
   share_planes: int = 8
   key_groups: int = 4
-  radix: int = 2
   reduction: int = 4
   dtype: Dtype = jnp.float32
   param_dtype: Dtype = jnp.float32
@@ -213,11 +213,11 @@ class CotLayer(nn.Module):
     k2 = nn.silu(self._bn(train, "bn")(k2))
 
     # 4. Radix-2 fusion of K2 (branch 0) and K1 (branch 1).
-    attn_channels = max(c * self.radix // self.reduction, 32)
+    attn_channels = max(c * _RADIX // self.reduction, 32)
     s = jnp.mean((k2 + k1).astype(jnp.float32), axis=(1, 2), keepdims=True)
     z = self._conv(attn_channels, 1, "se_0", use_bias=True)(s)
     z = nn.relu(self._bn(train, "se_1")(z))
-    logits = self._conv(c * self.radix, 1, "se_3", use_bias=True)(z)
-    weights = jax.nn.softmax(logits.astype(jnp.float32).reshape(n, 1, 1, c, self.radix), axis=-1)
+    logits = self._conv(c * _RADIX, 1, "se_3", use_bias=True)(z)
+    weights = jax.nn.softmax(logits.astype(jnp.float32).reshape(n, 1, 1, c, _RADIX), axis=-1)
     out = weights[..., 0] * k2.astype(jnp.float32) + weights[..., 1] * k1.astype(jnp.float32)
     return out.astype(self.dtype)

@@ -34,12 +34,6 @@ def _stacked_identity_init(key, shape, dtype=jnp.float32):
   return jnp.concatenate([eye, eye], axis=0)
 
 
-def fused_channels(method: str, channels_a: int, channels_b: int) -> int:
-  """Number of output channels of ``method`` for the given input channels."""
-  _check_method(method)
-  return channels_a + channels_b if method == "concat" else channels_a
-
-
 def _check_method(method: str) -> None:
   if method not in METHODS:
     raise ValueError(f"Unknown fusion method {method!r}; choose one of {METHODS}")

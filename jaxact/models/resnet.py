@@ -138,8 +138,6 @@ class ResNet(nn.Module):
     mixer: spatial mixer of every bottleneck, ``'conv'`` or ``'cot'``.
     zero_init_last_bn: start each block's last BN scale at 0.
     dtype: compute dtype (e.g. ``jnp.bfloat16``); logits are float32.
-    input_channels: optional check: if set, the input must have this many
-      channels (the conv1 kernel is always shaped from the input).
     param_dtype: parameter dtype.
   """
 
@@ -148,7 +146,6 @@ class ResNet(nn.Module):
   width: int = 64
   mixer: str = "conv"
   zero_init_last_bn: bool = True
-  input_channels: int | None = None
   dtype: Dtype = jnp.float32
   param_dtype: Dtype = jnp.float32
 
@@ -167,11 +164,6 @@ class ResNet(nn.Module):
       ``(N, 32·width)``.
     """
     d, pd = self.dtype, self.param_dtype
-    if self.input_channels is not None and x.shape[-1] != self.input_channels:
-      raise ValueError(
-        f"{type(self).__name__} expects {self.input_channels} input "
-        f"channels; got input of shape {x.shape}"
-      )
     x = jnp.asarray(x, d)
     x = conv(self.width, 7, 2, d, pd, "conv1")(x)
     x = nn.relu(batch_norm(train, d, pd, "bn1")(x))
@@ -202,7 +194,7 @@ ResNet101 = functools.partial(ResNet, stage_sizes=(3, 4, 23, 3), mixer="conv")
 CoTNet50 = functools.partial(ResNet, stage_sizes=(3, 4, 6, 3), mixer="cot")
 CoTNet101 = functools.partial(ResNet, stage_sizes=(3, 4, 23, 3), mixer="cot")
 # Tiny variants for tests: one block per stage, width 16 (CoT: 2 attention
-# groups, 4 key-conv groups); a forward pass on 32–64 px takes milliseconds.
+# groups, 4 key-conv groups).
 ResNetTiny = functools.partial(ResNet, stage_sizes=(1, 1, 1, 1), width=16, mixer="conv")
 CoTNetTiny = functools.partial(ResNet, stage_sizes=(1, 1, 1, 1), width=16, mixer="cot")
 

@@ -245,7 +245,7 @@ class TwoStreamConvLSTM(nn.Module):
 TWO_STREAM_MODELS: dict[str, Callable[..., nn.Module]] = {
   "two_stream_lstm": TwoStreamLSTM,
   "two_stream_convlstm": TwoStreamConvLSTM,
-  # Tiny variants for tests and the CPU demo (milliseconds per step at 64 px).
+  # Tiny variants for tests and the CPU demo.
   "two_stream_lstm_tiny": functools.partial(
     TwoStreamLSTM, backbone="cotnet_tiny", fc_features=32, lstm_features=32
   ),

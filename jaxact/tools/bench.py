@@ -2,46 +2,84 @@
 
     python -m jaxact.tools.bench --model two_stream_convlstm --batch 8 --frames 25 \
         --size 224 --dtype bfloat16
-    python -m jaxact.tools.bench --model resnet101 --batch 4 --size 224 --torch
+    python -m jaxact.tools.bench --model resnet101 --batch 4 --size 224 --repeats 5 --torch
 
-For each model it times, after compilation, the jitted forward pass (eval
-mode) and the jitted train step (forward, backward, SGD-momentum update,
-BatchNorm statistics), and prints one JSON line per measurement with the
-time per call, clips/s, the XLA-counted FLOPs of one call, the achieved
-FLOP/s and, when the device's peak is known (``jaxact.train.perf``), the MFU.
+For each model it times, after compilation and one warm-up call, the jitted
+forward pass (eval mode) and the jitted train step (forward, backward,
+SGD-momentum update, BatchNorm statistics) ``--repeats`` times, and prints one
+JSON line per measurement: the median time per call with its spread
+(``seconds_min``, ``seconds_max`` over the repeats), clips/s at the median,
+the XLA-counted FLOPs of one call, the achieved FLOP/s and, when the device's
+peak is known (``jaxact.train.perf``), the MFU. Every line also carries the
+1-minute load average when it was measured and ``XLA_FLAGS``, so figures from
+a shared machine can be judged.
 
 ``--torch`` also runs ``transformers``' pure-PyTorch ResNet-101 (random
-weights, no download) on the same number of frames in the same run and prints
-the ratio ``torch time / jaxact time`` for the ResNet-101 backbone, so a
-reader can tell whether a number is fast for the machine it came from.
+weights, no download, float32) on the same number of frames in the same
+process. Its calls are *interleaved* with jaxact's ResNet-101 calls (jaxact,
+torch, jaxact, torch, …), so both see the same machine load, and its line
+gives ``ratio_torch_over_jaxact``: the ratio of the two medians (above 1:
+jaxact is faster). On a loaded machine PyTorch's spin-waiting OpenMP threads
+slow it far more than jaxact, and can slow jaxact's next call too: measure
+idle, or also with ``OMP_WAIT_POLICY=PASSIVE`` (docs/benchmarks.md, "Why the
+ratio moves with the load").
 """
 
 import argparse
 import json
+import os
 import time
 from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
-import jaxact.models as models
+from jaxact import models
 from jaxact.train import perf
 
+# The model whose time the PyTorch reference is compared with.
+TORCH_REFERENCE_MODEL = "resnet101"
+WHATS = ("forward", "train_step")
 
-def _time_calls(fn: Callable[[], object], repeats: int) -> float:
-  """Median wall time of ``fn()`` over ``repeats`` calls, after one warm-up.
 
-  A JAX result is blocked on; a PyTorch (CPU) call returns when it is done.
+def _call_seconds(fn: Callable[[], object]) -> float:
+  """Wall time of one ``fn()``; a JAX result is blocked on (a PyTorch CPU call
+  returns when it is done)."""
+  start = time.perf_counter()
+  jax.block_until_ready(fn())
+  return time.perf_counter() - start
+
+
+def time_interleaved(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, list[float]]:
+  """Times every function ``repeats`` times, in turn, after one warm-up call each.
+
+  Round-robin order (a, b, a, b, …) gives each function the same share of a
+  varying machine load, so ratios of their medians stay meaningful on a
+  shared machine.
+
+  Returns:
+    ``{name: [seconds per call, ...]}`` with ``repeats`` entries each.
   """
-  jax.block_until_ready(fn())  # compile + warm-up
-  times = []
+  for fn in fns.values():
+    jax.block_until_ready(fn())  # compilation (jax) or allocator warm-up (torch)
+  times = {name: [] for name in fns}
   for _ in range(repeats):
-    start = time.perf_counter()
-    jax.block_until_ready(fn())
-    times.append(time.perf_counter() - start)
-  return float(np.median(times))
+    for name, fn in fns.items():
+      times[name].append(_call_seconds(fn))
+  return times
+
+
+def summarize(times: list[float]) -> dict:
+  """``seconds`` (median), ``seconds_min``, ``seconds_max`` and ``repeats``."""
+  return {
+    "seconds": round(float(np.median(times)), 5),
+    "seconds_min": round(float(np.min(times)), 5),
+    "seconds_max": round(float(np.max(times)), 5),
+    "repeats": len(times),
+  }
 
 
 def make_inputs(
@@ -57,7 +95,7 @@ def make_inputs(
   return jax.random.normal(key_rgb, (batch, size, size, 3), dtype)
 
 
-def bench_model(
+def prepare_model(
   model_name: str,
   *,
   batch: int,
@@ -66,9 +104,14 @@ def bench_model(
   flow_length: int,
   dtype,
   num_classes: int,
-  repeats: int,
-) -> list[dict]:
-  """Time forward and train step of ``model_name``; returns result records."""
+) -> dict[str, tuple[Callable[[], object], float | None]]:
+  """Compiles forward and train step of ``model_name``.
+
+  Returns:
+    ``{'forward' | 'train_step': (call, XLA-counted FLOPs of one call)}``;
+    ``call()`` runs the compiled executable once (the train step updates its
+    donated state in place, so repeated calls keep training).
+  """
   model = models.create(model_name, num_classes=num_classes, dtype=dtype)
   x = make_inputs(model_name, batch, frames, size, flow_length, dtype)
   labels = jnp.zeros((batch,), jnp.int32)
@@ -77,7 +120,8 @@ def bench_model(
   tx = optax.sgd(1e-3, momentum=0.9)
   opt_state = tx.init(params)
 
-  forward = jax.jit(lambda p, s, x: model.apply({"params": p, "batch_stats": s}, x)[0])
+  def forward_fn(p, s, x):
+    return model.apply({"params": p, "batch_stats": s}, x)[0]
 
   def train_step(p, s, o, x, rng):
     def loss_fn(p):
@@ -94,62 +138,38 @@ def bench_model(
     deltas, o = tx.update(grads, o, p)
     return optax.apply_updates(p, deltas), updates["batch_stats"], o, loss
 
-  train = jax.jit(train_step, donate_argnums=(0, 1, 2))
   rng = jax.random.key(1)
-  peak = perf.device_peak_flops()
-  clips = batch
-  records = []
-
   # Time the compiled executables themselves: one compilation per function.
-  forward = forward.lower(params, batch_stats, x).compile()
-  fwd_flops = perf.executable_flops(forward)
-  fwd_time = _time_calls(lambda: forward(params, batch_stats, x), repeats)
-  records.append(_record(model_name, "forward", fwd_time, clips, fwd_flops, peak))
-
-  train = train.lower(params, batch_stats, opt_state, x, rng).compile()
-  train_flops = perf.executable_flops(train)
-  state = [params, batch_stats, opt_state]
+  forward = jax.jit(forward_fn).lower(params, batch_stats, x).compile()
+  train = (
+    jax.jit(train_step, donate_argnums=(0, 1, 2))
+    .lower(params, batch_stats, opt_state, x, rng)
+    .compile()
+  )
+  # The forward pass reads the initial variables; the train step owns a copy.
+  state = jax.tree.map(jnp.copy, [params, batch_stats, opt_state])
 
   def one_step():
     state[0], state[1], state[2], loss = train(state[0], state[1], state[2], x, rng)
     return loss
 
-  train_time = _time_calls(one_step, repeats)
-  records.append(_record(model_name, "train_step", train_time, clips, train_flops, peak))
-  for r in records:
-    r.update(
-      batch=batch,
-      frames=frames if model_name.startswith("two_stream") else 1,
-      size=size,
-      dtype=jnp.dtype(dtype).name,
-      device=jax.devices()[0].device_kind,
-      num_devices=1,
-    )
-  return records
-
-
-def _record(
-  model: str, what: str, seconds: float, clips: int, flops: float | None, peak: float | None
-) -> dict:
-  rec = {
-    "model": model,
-    "what": what,
-    "seconds": round(seconds, 5),
-    "clips_per_s": round(clips / seconds, 3),
+  return {
+    "forward": (lambda: forward(params, batch_stats, x), perf.executable_flops(forward)),
+    "train_step": (one_step, perf.executable_flops(train)),
   }
-  if flops:
-    rec["flops_per_call"] = flops
-    rec["tflops_per_s"] = round(flops / seconds / 1e12, 4)
-  utilisation = perf.mfu(flops, seconds, peak)
-  if utilisation is not None:
-    rec["mfu"] = round(utilisation, 4)
-  return rec
 
 
-def bench_torch_resnet101(batch: int, size: int, repeats: int, num_classes: int) -> list[dict]:
-  """``transformers`` ResNet-101 (pure PyTorch, random weights) on the same frames."""
-  import torch  # pylint: disable=import-outside-toplevel
-  from transformers import ResNetConfig, ResNetForImageClassification  # pylint: disable=import-outside-toplevel
+def prepare_torch_resnet101(batch: int, size: int, num_classes: int) -> dict[str, Any]:
+  """``transformers`` ResNet-101 (pure PyTorch, random weights, float32).
+
+  Returns:
+    ``{'forward': call, 'train_step': call, 'threads': PyTorch's CPU threads}``.
+  """
+  import torch  # noqa: PLC0415 (optional heavy dependency)
+  from transformers import (  # noqa: PLC0415 (optional heavy dependency)
+    ResNetConfig,
+    ResNetForImageClassification,
+  )
 
   config = ResNetConfig(
     depths=[3, 4, 23, 3],
@@ -175,21 +195,90 @@ def bench_torch_resnet101(batch: int, size: int, repeats: int, num_classes: int)
     loss.backward()
     opt.step()
 
-  return [
-    {
-      "model": "torch_transformers_resnet101",
-      "what": what,
-      "seconds": round(t, 5),
-      "clips_per_s": round(batch / t, 3),
-      "batch": batch,
-      "size": size,
-      "threads": torch.get_num_threads(),
-    }
-    for what, t in (
-      ("forward", _time_calls(forward, repeats)),
-      ("train_step", _time_calls(train_step, repeats)),
-    )
-  ]
+  return {"forward": forward, "train_step": train_step, "threads": torch.get_num_threads()}
+
+
+def _conditions() -> dict:
+  """What the machine was doing: 1-minute load average and ``XLA_FLAGS``."""
+  return {"load_1min": round(os.getloadavg()[0], 2), "xla_flags": os.environ.get("XLA_FLAGS", "")}
+
+
+def _record(
+  model: str, what: str, times: list[float], clips: int, flops: float | None, peak: float | None
+) -> dict:
+  rec = {"model": model, "what": what, **summarize(times)}
+  seconds = rec["seconds"]
+  rec["clips_per_s"] = round(clips / seconds, 3)
+  if flops:
+    rec["flops_per_call"] = flops
+    rec["tflops_per_s"] = round(flops / seconds / 1e12, 4)
+  utilisation = perf.mfu(flops, seconds, peak)
+  if utilisation is not None:
+    rec["mfu"] = round(utilisation, 4)
+  return rec
+
+
+def bench_model(
+  model_name: str,
+  *,
+  batch: int,
+  frames: int,
+  size: int,
+  flow_length: int,
+  dtype,
+  num_classes: int,
+  repeats: int,
+  torch_calls: dict | None = None,
+) -> list[dict]:
+  """Times forward and train step of ``model_name``; returns result records.
+
+  With ``torch_calls`` (from :func:`prepare_torch_resnet101`) the PyTorch
+  calls are timed interleaved with jaxact's and their records follow, each
+  with ``ratio_torch_over_jaxact`` (ratio of the medians).
+  """
+  calls = prepare_model(
+    model_name,
+    batch=batch,
+    frames=frames,
+    size=size,
+    flow_length=flow_length,
+    dtype=dtype,
+    num_classes=num_classes,
+  )
+  peak = perf.device_peak_flops()
+  common = {
+    "batch": batch,
+    "frames": frames if model_name.startswith("two_stream") else 1,
+    "size": size,
+    "dtype": jnp.dtype(dtype).name,
+    "device": jax.devices()[0].device_kind,
+    "num_devices": 1,
+  }
+  records, torch_records = [], []
+  for what in WHATS:
+    fn, flops = calls[what]
+    fns = {"jaxact": fn}
+    if torch_calls is not None:
+      fns["torch"] = torch_calls[what]
+    times = time_interleaved(fns, repeats)
+    conditions = _conditions()
+    rec = _record(model_name, what, times["jaxact"], batch, flops, peak)
+    records.append({**rec, **common, **conditions})
+    if torch_calls is not None:
+      ref = {"model": "torch_transformers_resnet101", "what": what, **summarize(times["torch"])}
+      ref["clips_per_s"] = round(batch / ref["seconds"], 3)
+      ref["ratio_torch_over_jaxact"] = round(ref["seconds"] / rec["seconds"], 3)
+      torch_records.append(
+        {
+          **ref,
+          "batch": batch,
+          "size": size,
+          "dtype": "float32",
+          "threads": torch_calls["threads"],
+          **conditions,
+        }
+      )
+  return records + torch_records
 
 
 def main(argv=None) -> None:
@@ -205,36 +294,36 @@ def main(argv=None) -> None:
   parser.add_argument("--flow-length", type=int, default=10, help="stacked flows L (2L channels)")
   parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
   parser.add_argument("--num-classes", type=int, default=101)
-  parser.add_argument("--repeats", type=int, default=5)
+  parser.add_argument(
+    "--repeats", type=int, default=5, help="timed calls per measurement (median and min-max)"
+  )
   parser.add_argument(
     "--torch",
     action="store_true",
-    help="also time transformers' PyTorch ResNet-101 and print the ratio",
+    help=f"also time transformers' PyTorch ResNet-101, interleaved with {TORCH_REFERENCE_MODEL}",
   )
   args = parser.parse_args(argv)
+  if args.repeats < 1:
+    parser.error("--repeats must be at least 1")
   names = args.model or ["resnet101", "two_stream_lstm", "two_stream_convlstm"]
-  dtype = jnp.dtype(args.dtype)
-  results = []
+  if args.torch and TORCH_REFERENCE_MODEL not in names:
+    names = [*names, TORCH_REFERENCE_MODEL]
+  torch_calls = (
+    prepare_torch_resnet101(args.batch, args.size, args.num_classes) if args.torch else None
+  )
   for name in names:
-    for rec in bench_model(
+    records = bench_model(
       name,
       batch=args.batch,
       frames=args.frames,
       size=args.size,
       flow_length=args.flow_length,
-      dtype=dtype,
+      dtype=jnp.dtype(args.dtype),
       num_classes=args.num_classes,
       repeats=args.repeats,
-    ):
-      print(json.dumps(rec), flush=True)
-      results.append(rec)
-  if args.torch:
-    for rec in bench_torch_resnet101(args.batch, args.size, args.repeats, args.num_classes):
-      ours = next(
-        (r for r in results if r["model"] == "resnet101" and r["what"] == rec["what"]), None
-      )
-      if ours is not None:
-        rec["ratio_torch_over_jaxact"] = round(rec["seconds"] / ours["seconds"], 3)
+      torch_calls=torch_calls if name == TORCH_REFERENCE_MODEL else None,
+    )
+    for rec in records:
       print(json.dumps(rec), flush=True)
 
 

@@ -23,7 +23,8 @@ import jax
 import jax.numpy as jnp
 from jax.extend import core as jex_core
 
-from jaxact.models.cot import LOCAL_AGGREGATION_SCOPE as _AGGREGATION_SCOPE
+from jaxact import models
+from jaxact.models import cot, resnet
 
 
 def _sub_jaxprs(params: dict[str, Any]):
@@ -62,7 +63,7 @@ def count_macs(jaxpr: Any) -> int:
       (lhs_contract, _), _ = eqn.params["dimension_numbers"]
       lhs = eqn.invars[0].aval.shape
       total += math.prod(eqn.outvars[0].aval.shape) * math.prod(lhs[d] for d in lhs_contract)
-    elif name == "mul" and _AGGREGATION_SCOPE in str(eqn.source_info.name_stack):
+    elif name == "mul" and cot.LOCAL_AGGREGATION_SCOPE in str(eqn.source_info.name_stack):
       # CoT local aggregation: one multiply-add per output element and tap.
       total += math.prod(eqn.outvars[0].aval.shape)
     else:
@@ -73,8 +74,6 @@ def count_macs(jaxpr: Any) -> int:
 
 
 def _example_input(name: str, input_channels: int | None, size: int) -> Any:
-  from jaxact.models import resnet
-
   if name in resnet.BACKBONES:
     return jnp.zeros((1, size, size, input_channels or 3), jnp.float32)
   flow_channels = input_channels or 20
@@ -100,8 +99,6 @@ def model_info(
     ``{'model', 'num_classes', 'input_channels', 'image_size', 'params'
     (trainable), 'batch_stats' (non-trainable BN statistics), 'gmacs'}``.
   """
-  from jaxact import models
-
   model = models.create(name, num_classes=num_classes)
   x = _example_input(name, input_channels, image_size)
   rngs = {"params": jax.random.key(0), "dropout": jax.random.key(1)}
@@ -135,8 +132,6 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
   )
   parser.add_argument("--image-size", type=int, default=224)
   args = parser.parse_args(argv)
-  from jaxact import models
-
   if args.model not in models.names():
     parser.error(f"unknown model {args.model!r}; known: {', '.join(models.names())}")
   info = model_info(

@@ -1,4 +1,4 @@
-"""tools.model_info: parameter counts and GMACs against REFERENCE.md."""
+"""tools.model_info: parameter counts and GMACs against docs/reference.md § Model sizes."""
 
 import json
 import os

@@ -129,8 +129,8 @@ def test_untied_convlstm_matches_numpy_reference():
 
 
 def test_convlstm_param_counts_match_paper_b_release():
-  # REFERENCE.md: 2048 input channels, 300 hidden, 3×3: tied part 25,359,600,
-  # untied first step 16,589,700 more.
+  # docs/reference.md § Paper B: ConvLSTM: 2048 input channels, 300 hidden, 3×3:
+  # tied part 25,359,600, untied first step 16,589,700 more.
   x = jax.ShapeDtypeStruct((1, 2, 7, 7, 2048), jnp.float32)
   for untied, want in ((False, 25_359_600), (True, 41_949_300)):
     head = recurrent.ConvLSTMHead(features=300, kernel_size=3, untied_first_step=untied)

@@ -111,7 +111,7 @@ def test_bad_inputs_are_reported():
 
 def test_full_size_parameter_counts_compose_from_reference():
   """Paper B's network = two ResNet-101 (3- and 20-channel conv1, K-way fc) +
-  the released ConvLSTM + classifier; counts from REFERENCE.md."""
+  the released ConvLSTM + classifier; counts from docs/reference.md § Model sizes."""
   k = 101
   model = models.create("two_stream_convlstm", num_classes=k)
   x = {

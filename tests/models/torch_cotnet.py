@@ -1,4 +1,4 @@
-"""PyTorch reference CoT layer and CoTNet, written from REFERENCE.md.
+"""PyTorch reference CoT layer and CoTNet, written from docs/reference.md § Paper A: CoT layer.
 
 Module names follow the official CoTNet repository (timm-based: ``conv1``,
 ``bn1``, ``layer1.0.conv2.key_embed.0``, ``embed``, ``conv1x1``, ``bn``,
