@@ -16,11 +16,10 @@ mirror label (``jaxact.data.transforms``). Before that rule the flip kept the
 label, which made half the classes ambiguous (200 steps ended at temporal
 71-75%, fused 72-78% top-1).
 
-Result after 120 steps (``WORKDIR/eval_results.json``, 72 test clips, 9 classes,
-chance 11%):
-the temporal (flow) stream and the fused scores reach 100% top-1, the spatial
-(RGB) stream stays near chance (appearance is drawn independently of the
-class). Measured on the 2-core dev box (``nproc`` 2), shared with other jobs
+Result after 120 steps (``WORKDIR/eval_results.json``, 72 test clips, 9
+classes, chance 11%): the temporal (flow) stream and the fused scores reach
+100% top-1, the spatial (RGB) stream stays near chance (appearance is drawn
+independently of the class). Measured on the 2-core dev box (``nproc`` 2), shared with other jobs
 (load average 4.6-6.7 during the run), from an empty ``data_dir`` with
 ``python -m jaxact.main --workdir DIR --config.data.data_dir=EMPTY_DIR``:
 3 min 20 s wall in all, 2 min 11 s of CPU time (user + sys); the dataset
