@@ -16,18 +16,20 @@ mirror label (``jaxact.data.transforms``). Before that rule the flip kept the
 label, which made half the classes ambiguous (200 steps ended at temporal
 71-75%, fused 72-78% top-1).
 
-Result after 120 steps (``WORKDIR/eval_results.json``, 72 test clips, 9
-classes, chance 11%): the temporal (flow) stream and the fused scores reach
-100% top-1, the spatial (RGB) stream stays near chance (appearance is drawn
-independently of the class). Measured on the 2-core dev box (``nproc`` 2), shared with other jobs
-(load average 4.6-6.7 during the run), from an empty ``data_dir`` with
-``python -m jaxact.main --workdir DIR --config.data.data_dir=EMPTY_DIR``:
-3 min 20 s wall in all, 2 min 11 s of CPU time (user + sys); the dataset
+Expected result after 120 steps (``WORKDIR/eval_results.json``, 72 test
+clips, 9 classes, chance 11%): the temporal (flow) stream and the fused scores
+reach 100% top-1, the spatial (RGB) stream stays near chance (appearance is
+drawn independently of the class). The final evaluation is of the last
+checkpoint (``eval.checkpoint='best'`` would pick by the test clips
+themselves, as this demo has no separate validation split).
+
+Time and result, measured on the 2-core dev box (``nproc`` 2) shared with
+other jobs (load average 4.6-6.7 during the run), from an empty ``data_dir``
+(``python -m jaxact.main --workdir DIR --config.data.data_dir=EMPTY_DIR``):
+3 min 20 s wall in all, 2 min 11 s of CPU time (user + sys), the dataset
 build (360 clips of 16 frames at 64×64, TV-L1 flow) about 1 min of it;
-spatial 18.1%, temporal 100.0%, fused 100.0% (validation at step 60: fused
-94.4%, temporal 98.6%). Not yet measured on an idle machine. The final
-evaluation is of the last checkpoint (``eval.checkpoint='best'`` would pick
-by the test clips themselves, as this demo has no separate validation split).
+spatial 18.1%, temporal 100.0%, fused 100.0% top-1 (validation at step 60:
+temporal 98.6%, fused 94.4%). Time on an idle machine: not measured yet.
 
 Variants (``--config configs/demo.py:ARG`` or ``--config demo:ARG``):
 
