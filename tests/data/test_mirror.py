@@ -9,6 +9,7 @@ nothing changes.
 """
 
 import json
+import logging
 import os
 import shutil
 
@@ -196,12 +197,22 @@ def _data_cfg(data_dir, info, *, flip_prob=0.5, eval_clips=1, eval_crops=1):
   return c
 
 
-def test_load_info_exposes_the_declared_pairs(synthetic, undeclared):
+def test_load_info_exposes_the_declared_pairs(synthetic, undeclared, caplog):
   _, info = synthetic
   assert info.mirror_pairs == synthetic_motion.MIRROR_PAIRS
   np.testing.assert_array_equal(info.mirror, MIRROR)
+  caplog.set_level(logging.WARNING)
+  caplog.clear()
+  datasets._warned_stale.clear()
   old = datasets.load_info("synthetic_motion", undeclared[0], info.config)
   assert old.mirror_pairs == () and old.mirror is None
+  # Built before the pairs were stored: one warning that says to rebuild.
+  datasets.load_info("synthetic_motion", undeclared[0], info.config)
+  warnings = [r.getMessage() for r in caplog.records if "mirror pairs" in r.getMessage()]
+  assert len(warnings) == 1 and "build it again" in warnings[0], warnings
+  caplog.clear()
+  datasets.load_info("synthetic_motion", synthetic[0], info.config)
+  assert not [r for r in caplog.records if "mirror pairs" in r.getMessage()]
 
 
 def _train_batches(cfg, n=4):

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import logging
 import os
 import shlex
 
@@ -198,6 +199,7 @@ def load_info(
   """
   short, config, path, builder = _open_built(name, data_dir, config)
   info = builder.info
+  _warn_if_built_before_mirror_pairs(short, config, path, info.metadata or {})
   sizes = {k: v.num_examples for k, v in info.splits.items()}
   sizes.update(official_splits.official_split_sizes(_official_splits(builder), sizes))
   return DatasetInfo(
@@ -208,6 +210,25 @@ def load_info(
     split_sizes=sizes,
     skipped=tuple(dict(s) for s in (info.metadata or {}).get("skipped", [])),
     mirror_pairs=tuple((str(a), str(b)) for a, b in (info.metadata or {}).get("mirror_pairs", [])),
+  )
+
+
+_warned_stale: set[str] = set()
+
+
+def _warn_if_built_before_mirror_pairs(short: str, config: str, path: str, metadata) -> None:
+  """One warning per dataset whose builder now declares mirror pairs but whose
+  build predates their storage (its flips keep labels until rebuilt)."""
+  if "mirror_pairs" in metadata or not builder_class(short).MIRROR_PAIRS or path in _warned_stale:
+    return
+  _warned_stale.add(path)
+  logging.getLogger(__name__).warning(
+    "%s/%s at %s was built before jaxact stored mirror pairs: horizontal flips keep their "
+    "labels (e.g. a flipped 'right' clip stays 'right'). Delete that folder and build it "
+    "again to map them.",
+    short,
+    config,
+    path,
   )
 
 

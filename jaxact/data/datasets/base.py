@@ -217,9 +217,12 @@ class VideoBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
   def split_generators(self) -> dict[str, Iterator]:
     """``{split: self.generate(...)}`` for each split."""
 
+  # Class-name pairs a horizontal flip swaps (none: flips keep labels).
+  MIRROR_PAIRS: tuple[tuple[str, str], ...] = ()
+
   def mirror_pairs(self) -> tuple[tuple[str, str], ...]:
-    """Class-name pairs a horizontal flip swaps (default: none; flips keep labels)."""
-    return ()
+    """The mirror pairs stored with the build (default ``MIRROR_PAIRS``)."""
+    return tuple(self.MIRROR_PAIRS)
 
   def after_generation(self) -> None:
     """Hook run once all splits are written (e.g. collect Beam reports)."""

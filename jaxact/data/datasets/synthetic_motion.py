@@ -135,15 +135,13 @@ class JaxactSyntheticMotion(base.VideoBuilder):
   """Generated motion-pattern clips (random appearance, class = motion)."""
 
   VERSION = tfds.core.Version("1.0.0")
+  MIRROR_PAIRS = MIRROR_PAIRS
   BUILDER_CONFIGS = [
     SyntheticConfig(name="default", short_side=64, flow_preset="fast", flow_batch=0)
   ]
 
   def class_names(self) -> list[str]:
     return list(CLASSES)
-
-  def mirror_pairs(self) -> tuple[tuple[str, str], ...]:
-    return MIRROR_PAIRS
 
   def split_generators(self):
     cfg = self.builder_config
