@@ -29,7 +29,9 @@ other jobs (load average 4.6-6.7 during the run), from an empty ``data_dir``
 3 min 20 s wall in all, 2 min 11 s of CPU time (user + sys), the dataset
 build (360 clips of 16 frames at 64×64, TV-L1 flow) about 1 min of it;
 spatial 18.1%, temporal 100.0%, fused 100.0% top-1 (validation at step 60:
-temporal 98.6%, fused 94.4%). Time on an idle machine: not measured yet.
+temporal 98.6%, fused 94.4%). A second run, at load average 6.9-10.8: 6 min
+24 s wall, 2 min 35 s of CPU time, the same accuracies (the run is
+deterministic). Time on an idle machine: not measured yet.
 
 Variants (``--config configs/demo.py:ARG`` or ``--config demo:ARG``):
 
