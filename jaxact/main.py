@@ -24,6 +24,7 @@ from ml_collections.config_flags.config_flags import ConfigFileFlagParser
 
 from jaxact import config as config_lib
 from jaxact import configs, experiment
+from jaxact.runtime import reporting
 
 
 class _ConfigParser(ConfigFileFlagParser):
@@ -136,6 +137,7 @@ def main(argv, **factories) -> None:
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
   logging.getLogger("jaxact").setLevel(logging.INFO)
   logging.getLogger("absl").setLevel(logging.WARNING)  # Orbax is chatty at INFO
+  reporting.quiet_known_noise()  # no-libtpu and read-only-checkpoint lines
   config = _CONFIG.value
   try:
     config.get("seed")  # a config file that failed to load raises here (OSError)

@@ -93,8 +93,30 @@ def ensure_built(
     dl_config = tfds.download.DownloadConfig(
       manual_dir=os.fspath(manual_dir) if manual_dir else None
     )
+    _announce(builder)
     builder.download_and_prepare(download_config=dl_config)
   return datasets.load_info(name, data_dir, config_name)
+
+
+def _announce(builder) -> None:
+  """One jaxact line instead of TFDS's two about a build.
+
+  TFDS prints "Downloading and preparing dataset Unknown size (download:
+  Unknown size, generated: Unknown size, ...)" and "Dataset ... downloaded
+  and prepared to ...": a jaxact build downloads nothing and cannot know its
+  size before writing it. It says what it builds and where instead; the
+  builder's summary (classes, clips per split, skipped videos) ends it.
+  """
+  where = f"{builder.name}/{builder.builder_config.name}"
+
+  def start():
+    print(
+      f"Building {where} in {builder.data_dir} (once; later runs reuse it) ...",
+      flush=True,
+    )
+
+  builder._log_download_bytes = start  # TFDS's hooks (tensorflow_datasets.core.dataset_builder)
+  builder._log_download_done = lambda: None
 
 
 def main(argv=None) -> int:

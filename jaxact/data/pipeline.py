@@ -16,6 +16,16 @@
   with ``mask=False`` / ``index=-1`` examples, so each example counts exactly
   once across processes.
 
+Mirror pairs (``DatasetInfo.mirror``, declared by the dataset's builder): a
+training clip that the augmentation flips gets the mirror label
+(``transforms.augment``); evaluation batches of such a dataset whose views
+include flipped ones (10-crop) carry ``view_perm`` int32 ``(B, V, K)``, per
+view the class permutation that maps its scores back to the unflipped clip
+(identity for unflipped views, the mirror for flipped ones), which
+``jaxact.runtime.scoring`` applies before averaging the views. A dataset
+without the declaration (or built before it existed) has no ``view_perm``
+and its flips keep labels.
+
 Only the sampled frames are JPEG-decoded. ``get_state``/``set_state`` save and
 restore the Grain iterator position exactly (JSON bytes).
 """
@@ -129,12 +139,17 @@ class LazyRecords:
 
 
 class TrainSample(grain.transforms.RandomMap):
-  """Example + RNG → ``{'rgb', 'flow', 'label'}`` (sampled and augmented)."""
+  """Example + RNG → ``{'rgb', 'flow', 'label'}`` (sampled and augmented).
 
-  def __init__(self, cfg):
+  ``mirror``: the dataset's flip permutation (``DatasetInfo.mirror``) or
+  None; a flipped clip's label is ``mirror[label]``.
+  """
+
+  def __init__(self, cfg, mirror: np.ndarray | None = None):
     self.scheme, self.num_steps = cfg.sampling, cfg.num_steps
     self.flow_length = cfg.flow_length
-    self.augment = transforms.TRAIN_AUGMENTS[cfg.augment]
+    self.augment = cfg.augment
+    self.mirror = None if mirror is None else np.asarray(mirror, np.int32)
     self.cfg = _plain(cfg)
 
   def random_map(self, example, rng: np.random.Generator):
@@ -146,18 +161,30 @@ class TrainSample(grain.transforms.RandomMap):
       rng=rng,
     )
     rgb, flow = decode_clip(example, rgb_idx, flow_idx)
-    rgb, flow = self.augment(rng, rgb, flow, self.cfg)
-    return {"rgb": rgb, "flow": flow, "label": np.int32(example["label"])}
+    rgb, flow, label = transforms.augment(
+      self.augment, rng, rgb, flow, int(example["label"]), self.cfg, self.mirror
+    )
+    return {"rgb": rgb, "flow": flow, "label": np.int32(label)}
 
 
 class EvalSample(grain.transforms.Map):
   """Local position → multi-view ``{'rgb', 'flow', 'label', 'mask', 'index'}``.
 
   Position k of process p is example ``p + k P``; positions past the split
-  are padding (zeros, ``mask=False``, ``index=-1``).
+  are padding (zeros, ``mask=False``, ``index=-1``). With a flip permutation
+  ``mirror`` (``DatasetInfo.mirror``) and flipped views (10-crop), every
+  example also has ``view_perm`` int32 ``(V, K)``
+  (``transforms.view_permutations``; views are clip-major).
   """
 
-  def __init__(self, source, cfg, process_index: int, process_count: int):
+  def __init__(
+    self,
+    source,
+    cfg,
+    process_index: int,
+    process_count: int,
+    mirror: np.ndarray | None = None,
+  ):
     self.source = source
     self.n = len(source)
     self.p, self.pc = process_index, process_count
@@ -167,8 +194,18 @@ class EvalSample(grain.transforms.Map):
     size = c.image_size
     self.rgb_shape = (views, c.num_steps, size, size, 3)
     self.flow_shape = (views, c.num_steps, size, size, 2 * c.flow_length)
+    self.view_perm = None
+    flips = np.tile(transforms.eval_view_flips(c.eval_crops), c.eval_clips)
+    if mirror is not None and flips.any():
+      self.view_perm = transforms.view_permutations(flips, mirror)
 
   def map(self, k):
+    out = self._views(k)
+    if self.view_perm is not None:
+      out["view_perm"] = self.view_perm
+    return out
+
+  def _views(self, k):
     idx = self.p + int(k) * self.pc
     if idx >= self.n:
       return {
@@ -349,13 +386,15 @@ def create_loader(
     A :class:`GrainLoader` yielding numpy batches of ``global_batch_size //
     process_count`` examples: training ``rgb (B,T,H,W,3)``,
     ``flow (B,T,H,W,2L)``, ``label (B,)``; evaluation ``rgb (B,V,T,H,W,3)``,
-    ``flow (B,V,T,H,W,2L)``, ``label``, ``mask``, ``index``.
+    ``flow (B,V,T,H,W,2L)``, ``label``, ``mask``, ``index`` and, for a
+    dataset with mirror pairs and flipped views, ``view_perm (B,V,K)``.
   """
   _check(process_index, process_count)
   batch = global_batch_size // process_count
   name, config = data_cfg.name, data_cfg.builder_config
   data_dir = data_cfg.data_dir or None
   info = datasets.load_info(name, data_dir, config)
+  mirror = info.mirror
   source = LazyRecords(datasets.data_source(name, split, data_dir, config))
   n = len(source)
   if train:
@@ -365,7 +404,7 @@ def create_loader(
       )
     ds = grain.MapDataset.source(source).shuffle(seed=seed).repeat(None)
     # RNG from the global position (before slicing): independent of P.
-    ds = ds.random_map(TrainSample(data_cfg), seed=seed + 1)
+    ds = ds.random_map(TrainSample(data_cfg, mirror), seed=seed + 1)
     ds = _ProcessSlice(
       ds,
       global_batch_size=global_batch_size,
@@ -378,7 +417,7 @@ def create_loader(
     per_process = math.ceil(n / process_count)
     num_batches = math.ceil(per_process / batch)
     ds = grain.MapDataset.range(num_batches * batch)
-    ds = ds.map(EvalSample(source, data_cfg, process_index, process_count))
+    ds = ds.map(EvalSample(source, data_cfg, process_index, process_count, mirror))
     ds = ds.batch(batch, drop_remainder=False)
   it_ds = ds.to_iter_dataset(
     grain.ReadOptions(

@@ -13,6 +13,17 @@ Paper A's "data variation": resize to 256 → random rotation → random erasing
 → random crop 224 → horizontal flip. Paper B's: random crop 256 with aspect
 jitter 3/4–4/3 → resize 224 → colour jitter (RGB only) (→ flip). Randomness
 comes from a ``np.random.Generator`` passed in (Grain's per-example RNG).
+
+Mirror pairs: a horizontal flip turns "moving right" into "moving left". A
+dataset may declare such pairs of classes (``DatasetInfo.mirror``: the label
+permutation ``mirror[k]`` of the flip, classes in no pair mapping to
+themselves). :func:`augment` then returns, for a flipped clip, the label
+``mirror[label]``; without a permutation (``mirror=None``) a flip keeps the
+label, as it always did. The recipes draw the flip last, after all other
+randomness, so the draws do not depend on the declaration. In evaluation,
+:func:`eval_view_flips` says which multi-crop views are flipped and
+:func:`view_permutations` gives, per view, the permutation that maps the
+view's class scores back to the unflipped clip's classes.
 """
 
 from __future__ import annotations
@@ -268,12 +279,29 @@ def color_jitter(rng: np.random.Generator, rgb: np.ndarray, strength: float) -> 
   return _per_frame(rgb, lambda im: im.convert("RGB", matrix))
 
 
-def paper_a_train(rng: np.random.Generator, rgb, flow, cfg):
-  """Paper A's data variation: resize, rotate, erase, random crop, flip.
+def random_flip(rng: np.random.Generator, rgb, flow, prob: float):
+  """Flips with probability ``prob`` (one draw): ``(rgb, flow, flipped)``."""
+  if rng.random() < prob:
+    rgb, flow = hflip(rgb, flow)
+    return rgb, flow, True
+  return rgb, flow, False
 
-  Rotation and crop are fused into one resample of the crop window; the
-  erased rectangle is drawn on the rotated frame and shifted into the crop.
+
+def mirror_label(label: int, flipped: bool, mirror: np.ndarray | None) -> int:
+  """The label of a clip after an (optional) horizontal flip.
+
+  Args:
+    label: the clip's class.
+    flipped: whether the clip was mirrored left-right.
+    mirror: the dataset's flip permutation (``DatasetInfo.mirror``), or None
+      when it declares no mirror pairs (the label is kept).
   """
+  if flipped and mirror is not None:
+    return int(mirror[label])
+  return int(label)
+
+
+def _paper_a_geometry(rng: np.random.Generator, rgb, flow, cfg):
   rgb, flow = resize_short(rgb, flow, cfg.resize_short)
   h, w = rgb.shape[1:3]
   size = cfg.image_size
@@ -294,28 +322,40 @@ def paper_a_train(rng: np.random.Generator, rgb, flow, cfg):
   if rect is not None:
     et, el, eh, ew = rect
     rgb, flow = erase(rng, rgb, flow, et - top, el - left, eh, ew)
-  if rng.random() < cfg.flip_prob:
-    rgb, flow = hflip(rgb, flow)
+  return rgb, flow
+
+
+def _paper_b_geometry(rng: np.random.Generator, rgb, flow, cfg):
+  rgb, flow = random_resized_crop(
+    rng, rgb, flow, base=cfg.crop_base, aspect=tuple(cfg.scale_jitter), size=cfg.image_size
+  )
+  return color_jitter(rng, rgb, cfg.color_jitter), flow
+
+
+def _baseline_geometry(rng: np.random.Generator, rgb, flow, cfg):
+  rgb, flow = resize_short(rgb, flow, cfg.resize_short)
+  return random_crop(rng, rgb, flow, cfg.image_size)
+
+
+def paper_a_train(rng: np.random.Generator, rgb, flow, cfg):
+  """Paper A's data variation: resize, rotate, erase, random crop, flip.
+
+  Rotation and crop are fused into one resample of the crop window; the
+  erased rectangle is drawn on the rotated frame and shifted into the crop.
+  """
+  rgb, flow, _ = augment("paper_a", rng, rgb, flow, 0, cfg)
   return rgb, flow
 
 
 def paper_b_train(rng: np.random.Generator, rgb, flow, cfg):
   """Paper B: random crop ``crop_base`` + aspect jitter, resize, colour, flip."""
-  rgb, flow = random_resized_crop(
-    rng, rgb, flow, base=cfg.crop_base, aspect=tuple(cfg.scale_jitter), size=cfg.image_size
-  )
-  rgb = color_jitter(rng, rgb, cfg.color_jitter)
-  if rng.random() < cfg.flip_prob:
-    rgb, flow = hflip(rgb, flow)
+  rgb, flow, _ = augment("paper_b", rng, rgb, flow, 0, cfg)
   return rgb, flow
 
 
 def baseline_train(rng: np.random.Generator, rgb, flow, cfg):
   """Two-stream baseline: resize, random crop, flip."""
-  rgb, flow = resize_short(rgb, flow, cfg.resize_short)
-  rgb, flow = random_crop(rng, rgb, flow, cfg.image_size)
-  if rng.random() < cfg.flip_prob:
-    rgb, flow = hflip(rgb, flow)
+  rgb, flow, _ = augment("baseline", rng, rgb, flow, 0, cfg)
   return rgb, flow
 
 
@@ -324,6 +364,47 @@ def no_augment(rng, rgb, flow, cfg):
   del rng
   rgb, flow = resize_short(rgb, flow, cfg.resize_short)
   return center_crop(rgb, flow, cfg.image_size)
+
+
+# Recipes that end with a random horizontal flip (``cfg.flip_prob``): their
+# geometry before the flip.
+_BEFORE_FLIP = {
+  "paper_a": _paper_a_geometry,
+  "paper_b": _paper_b_geometry,
+  "baseline": _baseline_geometry,
+}
+
+
+def augment(
+  name: str,
+  rng: np.random.Generator,
+  rgb,
+  flow,
+  label: int,
+  cfg,
+  mirror: np.ndarray | None = None,
+):
+  """Training augmentation ``name`` of one labelled clip.
+
+  Args:
+    name: a key of ``TRAIN_AUGMENTS``.
+    rng: the example's generator.
+    rgb: uint8 ``(T, H, W, 3)``.
+    flow: uint8 ``(T, H, W, 2L)``.
+    label: the clip's class.
+    cfg: the data config.
+    mirror: the dataset's flip permutation (``DatasetInfo.mirror``) or None.
+
+  Returns:
+    ``(rgb, flow, label)``: a flipped clip has label ``mirror[label]`` when a
+    permutation is given (:func:`mirror_label`).
+  """
+  if name not in _BEFORE_FLIP:
+    rgb, flow = TRAIN_AUGMENTS[name](rng, rgb, flow, cfg)
+    return rgb, flow, int(label)
+  rgb, flow = _BEFORE_FLIP[name](rng, rgb, flow, cfg)
+  rgb, flow, flipped = random_flip(rng, rgb, flow, cfg.flip_prob)
+  return rgb, flow, mirror_label(label, flipped, mirror)
 
 
 TRAIN_AUGMENTS = {
@@ -369,3 +450,22 @@ def eval_crops(rgb, flow, *, size: int, num_crops: int):
   if num_crops == 10:
     views += [hflip(r, f) for r, f in views]
   return (np.stack([v[0] for v in views]), np.stack([v[1] for v in views]))
+
+
+def eval_view_flips(num_crops: int) -> np.ndarray:
+  """bool ``(C,)``: which views of :func:`eval_crops` are mirrored (10 crops:
+  the last 5)."""
+  if num_crops not in EVAL_CROPS:
+    raise ValueError(f"eval_crops must be 1, 3 or 10, got {num_crops}")
+  return np.arange(num_crops) >= 5 if num_crops == 10 else np.zeros(num_crops, bool)
+
+
+def view_permutations(flipped: np.ndarray, mirror: np.ndarray) -> np.ndarray:
+  """int32 ``(V, K)``: per view, the permutation that maps its class scores
+  back to the unflipped clip: ``clip_scores[k] = view_scores[perm[v, k]]``.
+
+  Identity for an unflipped view, ``mirror`` (an involution: its own
+  inverse) for a flipped one.
+  """
+  identity = np.arange(len(mirror), dtype=np.int32)
+  return np.stack([np.asarray(mirror, np.int32) if f else identity for f in flipped])

@@ -1,11 +1,15 @@
 """What the user sees during training: progress bar, metrics.jsonl, TensorBoard.
 
 Only process 0 writes; other processes get a writer that does nothing.
+:func:`quiet_known_noise` (installed by ``jaxact.main``) drops the library log
+lines that say nothing to a jaxact user.
 """
 
 import json
+import logging
 import math
 import os
+import re
 import sys
 import time
 from collections.abc import Mapping
@@ -119,3 +123,42 @@ class StepTimer:
     now = time.perf_counter()
     dt, self._t = now - self._t, now
     return dt
+
+
+# Library log lines that are expected and harmless in a jaxact run, matched
+# exactly (logger name → message patterns); anything else still shows:
+# * JAX looks for a TPU runtime on every machine; without libtpu installed it
+#   logs that it could not load it (a TPU runtime that fails otherwise, e.g.
+#   a chip in use, still shows);
+# * Orbax warns whenever a checkpoint directory is opened read-only, which is
+#   what evaluation asks for (``jaxact.eval.evaluate``).
+KNOWN_NOISE = {
+  "jax._src.xla_bridge": (
+    r"^Unable to initialize backend 'tpu': .*Failed to open libtpu\.so: libtpu\.so: "
+    r"cannot open shared object file",
+  ),
+  "absl": (
+    r"^CheckpointManagerOptions\.read_only=True, setting save_interval_steps=0\.$",
+    r"^Given directory is read only=",
+  ),
+}
+
+
+class DropMessages(logging.Filter):
+  """Drops the records of one logger whose message matches a pattern."""
+
+  def __init__(self, patterns):
+    super().__init__()
+    self.patterns = tuple(re.compile(p) for p in patterns)
+
+  def filter(self, record: logging.LogRecord) -> bool:
+    message = record.getMessage()
+    return not any(p.search(message) for p in self.patterns)
+
+
+def quiet_known_noise() -> None:
+  """Installs the :data:`KNOWN_NOISE` filters (once per process)."""
+  for name, patterns in KNOWN_NOISE.items():
+    logger = logging.getLogger(name)
+    if not any(isinstance(f, DropMessages) for f in logger.filters):
+      logger.addFilter(DropMessages(patterns))

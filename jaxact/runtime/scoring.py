@@ -5,6 +5,11 @@ the views are averaged per stream (``spatial``, ``temporal`` and ``head``, the
 network's own fused classifier), then ``fused`` = the weighted late fusion
 given by ``config.eval.fusion_weights`` (``jaxact.runtime.metrics``).
 
+A mirrored view of a dataset with mirror pairs ("moving right" seen flipped is
+"moving left") scores the mirror classes: the batch's ``view_perm`` ``(B, V,
+K)`` (``jaxact.data.pipeline``) maps each view's scores back to the clip's
+classes, ``clip[k] = view[view_perm[v, k]]``, before the views are averaged.
+
 ``jaxact.eval.evaluate`` scores a restored checkpoint with it; the training
 loop scores its in-memory variables at every checkpoint with
 :class:`Validator` (``config.eval.validate_at_checkpoints``).
@@ -49,7 +54,9 @@ def make_eval_step(model: nn.Module, compute_dtype: str) -> Callable[[dict, dict
     ``scores(variables, batch)``: with ``batch['rgb']`` uint8
     ``(B, V, T, H, W, 3)`` and ``batch['flow']`` ``(B, V, T, H, W, 2L)``,
     returns ``{'head', 'spatial', 'temporal'}`` softmax probabilities averaged
-    over the ``V`` views, float32 ``(B, K)`` (missing streams left out).
+    over the ``V`` views, float32 ``(B, K)`` (missing streams left out). An
+    optional ``batch['view_perm']`` int ``(B, V, K)`` first permutes each
+    view's probabilities (:func:`average_views`).
   """
   dtype = COMPUTE_DTYPES[compute_dtype]
 
@@ -61,9 +68,24 @@ def make_eval_step(model: nn.Module, compute_dtype: str) -> Callable[[dict, dict
     }
     logits, features = model.apply(variables, normalize_inputs(views, dtype), train=False)
     streams = stream_logits(logits, features)
-    return {k: jax.nn.softmax(x, -1).reshape(b, v, -1).mean(1) for k, x in streams.items()}
+    perm = batch.get("view_perm")
+    return {
+      k: average_views(jax.nn.softmax(x, -1).reshape(b, v, -1), perm) for k, x in streams.items()
+    }
 
   return scores
+
+
+def average_views(probs: jax.Array, view_perm: jax.Array | None = None) -> jax.Array:
+  """Mean over views of ``probs`` ``(B, V, K)`` → ``(B, K)``.
+
+  ``view_perm`` int ``(B, V, K)`` (or None: as is) maps each view's class
+  scores back to the clip's classes first: ``out[b, v, k] = probs[b, v,
+  view_perm[b, v, k]]`` (a flipped view's "left" score is the clip's "right").
+  """
+  if view_perm is not None:
+    probs = jnp.take_along_axis(probs, view_perm.astype(jnp.int32), axis=-1)
+  return probs.mean(1)
 
 
 def _gather(x: jax.Array) -> np.ndarray:

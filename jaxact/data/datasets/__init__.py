@@ -6,8 +6,9 @@ TFDS's own ``ucf101``): ``jaxact_ucf101``, ``jaxact_hmdb51``,
 Importing this package does not import (register) them; :func:`builder_class`
 does, lazily.
 
-* :func:`load_info` reads class names, split sizes and skipped files from a
-  built dataset's metadata without rebuilding (and without the builder code);
+* :func:`load_info` reads class names, split sizes, skipped files and mirror
+  pairs from a built dataset's metadata without rebuilding (and without the
+  builder code);
 * :func:`data_source` opens a split for random access; for UCF101 / HMDB51's
   ``all`` config it also takes the official split names ``train1`` ...
   ``test3``, unions of the stored partitions (``official_splits.py``);
@@ -18,9 +19,11 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import logging
 import os
 import shlex
 
+import numpy as np
 import tensorflow_datasets as tfds
 
 from jaxact.data.config import DATASET_NAMES
@@ -67,6 +70,10 @@ class DatasetInfo:
       a config with official splits (UCF101 / HMDB51 ``all``), ``train1``
       ... ``test3`` too.
     skipped: ``[{'split', 'path', 'reason'}]`` videos left out of the build.
+    mirror_pairs: ``((a, b), ...)`` class names that a horizontal flip turns
+      into each other (the builder's ``mirror_pairs()``, stored in
+      ``info.metadata['mirror_pairs']``); empty for a dataset that declares
+      none or was built before the declaration existed.
   """
 
   name: str
@@ -75,10 +82,47 @@ class DatasetInfo:
   class_names: tuple[str, ...]
   split_sizes: dict
   skipped: tuple
+  mirror_pairs: tuple[tuple[str, str], ...] = ()
+
+  def __post_init__(self):
+    mirror_permutation(self.class_names, self.mirror_pairs)  # raises if inconsistent
 
   @property
   def num_classes(self) -> int:
     return len(self.class_names)
+
+  @property
+  def mirror(self) -> np.ndarray | None:
+    """The label permutation of a horizontal flip (:func:`mirror_permutation`),
+    or None when the dataset declares no mirror pairs (flips keep labels)."""
+    if not self.mirror_pairs:
+      return None
+    return mirror_permutation(self.class_names, self.mirror_pairs)
+
+
+def mirror_permutation(class_names, pairs) -> np.ndarray:
+  """int32 ``(K,)``: ``perm[k]`` is the label of class k seen in a mirror.
+
+  Args:
+    class_names: the K names in label order.
+    pairs: ``(a, b)`` name pairs; a class in no pair maps to itself.
+
+  Raises:
+    ValueError: an unknown name, a class paired with itself or in two pairs.
+  """
+  index = {name: i for i, name in enumerate(class_names)}
+  perm = np.arange(len(index), dtype=np.int32)
+  seen = set()
+  for pair in pairs:
+    a, b = pair
+    unknown = [n for n in (a, b) if n not in index]
+    if unknown:
+      raise ValueError(f"mirror pair {tuple(pair)}: unknown class(es) {unknown}")
+    if a == b or a in seen or b in seen:
+      raise ValueError(f"mirror pair {tuple(pair)}: a class is in at most one pair, with another")
+    seen.update((a, b))
+    perm[index[a]], perm[index[b]] = index[b], index[a]
+  return perm
 
 
 def short_name(name: str) -> str:
@@ -143,7 +187,7 @@ def _official_splits(builder) -> dict[str, str]:
 def load_info(
   name: str, data_dir: str | os.PathLike | None = None, config: str = ""
 ) -> DatasetInfo:
-  """Class names, split sizes and skipped files of a built dataset.
+  """Class names, split sizes, skipped files and mirror pairs of a built dataset.
 
   Args:
     name: short (``'ucf101'``) or registered (``'jaxact_ucf101'``) name.
@@ -155,6 +199,7 @@ def load_info(
   """
   short, config, path, builder = _open_built(name, data_dir, config)
   info = builder.info
+  _warn_if_built_before_mirror_pairs(short, config, path, info.metadata or {})
   sizes = {k: v.num_examples for k, v in info.splits.items()}
   sizes.update(official_splits.official_split_sizes(_official_splits(builder), sizes))
   return DatasetInfo(
@@ -164,6 +209,26 @@ def load_info(
     class_names=tuple(info.features["label"].names),
     split_sizes=sizes,
     skipped=tuple(dict(s) for s in (info.metadata or {}).get("skipped", [])),
+    mirror_pairs=tuple((str(a), str(b)) for a, b in (info.metadata or {}).get("mirror_pairs", [])),
+  )
+
+
+_warned_stale: set[str] = set()
+
+
+def _warn_if_built_before_mirror_pairs(short: str, config: str, path: str, metadata) -> None:
+  """One warning per dataset whose builder now declares mirror pairs but whose
+  build predates their storage (its flips keep labels until rebuilt)."""
+  if "mirror_pairs" in metadata or not builder_class(short).MIRROR_PAIRS or path in _warned_stale:
+    return
+  _warned_stale.add(path)
+  logging.getLogger(__name__).warning(
+    "%s/%s at %s was built before jaxact stored mirror pairs: horizontal flips keep their "
+    "labels (e.g. a flipped 'right' clip stays 'right'). Delete that folder and build it "
+    "again to map them.",
+    short,
+    config,
+    path,
   )
 
 

@@ -18,6 +18,12 @@ decodes only the frames a clip samples.
 Missing and undecodable videos are skipped, never silently: the build keeps
 ``(split, path, reason)`` for each, stores them in ``info.metadata['skipped']``
 and prints a summary.
+
+A builder whose classes come in mirror pairs (a horizontal flip turns one into
+the other, e.g. "moving right" / "moving left") declares them in
+``mirror_pairs()``; they are stored in ``info.metadata['mirror_pairs']``
+(``jaxact.data.datasets.load_info``) and flips map labels through them
+(``jaxact.data.transforms``).
 """
 
 from __future__ import annotations
@@ -211,6 +217,13 @@ class VideoBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
   def split_generators(self) -> dict[str, Iterator]:
     """``{split: self.generate(...)}`` for each split."""
 
+  # Class-name pairs a horizontal flip swaps (none: flips keep labels).
+  MIRROR_PAIRS: tuple[tuple[str, str], ...] = ()
+
+  def mirror_pairs(self) -> tuple[tuple[str, str], ...]:
+    """The mirror pairs stored with the build (default ``MIRROR_PAIRS``)."""
+    return tuple(self.MIRROR_PAIRS)
+
   def after_generation(self) -> None:
     """Hook run once all splits are written (e.g. collect Beam reports)."""
 
@@ -276,6 +289,7 @@ class VideoBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     self.info.metadata["config"] = dataclasses.asdict(
       self.builder_config, dict_factory=_jsonable_dict
     )
+    self.info.metadata["mirror_pairs"] = [list(p) for p in self.mirror_pairs()]
     print(build_summary(self.info))
 
 

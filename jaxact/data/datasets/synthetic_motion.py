@@ -10,6 +10,12 @@ a nearest-centroid classifier on the mean flow scores above 0.8, one on
 colour statistics below 0.3, chance being 1/9). Speeds, texture, colours and
 positions are random per clip.
 
+A horizontal flip turns "right" into "left" and "rotate_cw" into
+"rotate_ccw" (x → -x reverses the sense of a rotation): the builder declares
+these ``MIRROR_PAIRS`` (``info.metadata['mirror_pairs']``), so a flipped
+training clip gets the mirror label. Up, down, zoom in/out and static are
+their own mirror images (a flip leaves vertical and radial motion as they are).
+
 It is the embedded default behind ``configs/demo.py``; the default config
 (360 clips of 16 frames at 64×64, 80% train) is built, TV-L1 included, by
 ``python -m jaxact.data.build synthetic_motion``.
@@ -36,6 +42,9 @@ CLASSES = (
   "zoom_out",
   "static",
 )
+
+# Classes a horizontal flip swaps; the others map to themselves.
+MIRROR_PAIRS = (("right", "left"), ("rotate_cw", "rotate_ccw"))
 
 
 @dataclasses.dataclass(eq=False)
@@ -126,6 +135,7 @@ class JaxactSyntheticMotion(base.VideoBuilder):
   """Generated motion-pattern clips (random appearance, class = motion)."""
 
   VERSION = tfds.core.Version("1.0.0")
+  MIRROR_PAIRS = MIRROR_PAIRS
   BUILDER_CONFIGS = [
     SyntheticConfig(name="default", short_side=64, flow_preset="fast", flow_batch=0)
   ]
