@@ -43,6 +43,7 @@ import dataclasses
 import math
 import os
 import re
+import sys
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -52,6 +53,7 @@ import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
 import tensorflow_datasets as tfds
+from tqdm import tqdm
 
 from jaxact.data import datasets, jpeg, pipeline
 from jaxact.data import video as video_io
@@ -199,26 +201,54 @@ def video_fps(path: str | os.PathLike) -> float | None:
   return float(rate) if rate else None
 
 
-def encode_video(frames: np.ndarray, settings: BuildSettings) -> dict:
+def video_flow(
+  frames: np.ndarray, settings: BuildSettings, *, progress: bool = False
+) -> np.ndarray:
+  """uint8 ``(n - 1, H, W, 2)`` TV-L1 flow of a video, as the build computes it.
+
+  The build's batcher (``jaxact.flow.FlowBatcher``) with its preset, bound
+  and ``flow_batch`` pairs per call (0: all pairs in one call). The pairs
+  are submitted ``flow_batch`` at a time (frames ``[kB, kB + B]``), which
+  makes exactly the device batches of submitting the whole video, so that a
+  long video can show a progress bar.
+  """
+  pairs = len(frames) - 1
+  batch = settings.flow_batch if settings.flow_batch > 0 else pairs
+  batcher = FlowBatcher(batch_size=batch, **base.FLOW_PRESETS[settings.flow_preset])
+  flow = np.empty((pairs,) + frames.shape[1:3] + (2,), np.uint8)
+  show = progress and pairs > batch
+  with tqdm(total=pairs, desc="flow", unit="pair", disable=not show, file=sys.stderr) as bar:
+
+    def store(done):
+      for first, _, f in done:
+        flow[first : first + len(f)] = f
+        bar.update(len(f))
+
+    for first in range(0, pairs, batch):
+      store(batcher.submit(first, frames[first : first + batch + 1]))
+    store(batcher.finish())
+  return flow
+
+
+def encode_video(frames: np.ndarray, settings: BuildSettings, *, progress: bool = False) -> dict:
   """Decoded frames → a stored example: the build's TV-L1 and JPEG round trip.
 
   Args:
     frames: uint8 ``(n, H, W, 3)`` (already resized to ``short_side``), n >= 2.
     settings: the build's parameters.
+    progress: a progress bar over the flow of a long video.
 
   Returns:
     ``{'frames', 'flow_x', 'flow_y'}`` JPEG bytes, ``num_frames``, ``label``
     (0), as a record of the dataset holds them.
   """
-  batch = settings.flow_batch if settings.flow_batch > 0 else len(frames) - 1
-  batcher = FlowBatcher(batch_size=batch, **base.FLOW_PRESETS[settings.flow_preset])
-  done = batcher.submit(0, frames) + batcher.finish()
+  flow = video_flow(frames, settings, progress=progress)
   return base.encode_example(
-    frames, done[0][2], label=0, video_id="predict", quality=settings.jpeg_quality
+    frames, flow, label=0, video_id="predict", quality=settings.jpeg_quality
   )
 
 
-def load_video(path: str | os.PathLike, settings: BuildSettings) -> dict:
+def load_video(path: str | os.PathLike, settings: BuildSettings, *, progress: bool = False) -> dict:
   """A video file, frame folder or rawframes folder as a stored example.
 
   Raises:
@@ -235,7 +265,7 @@ def load_video(path: str | os.PathLike, settings: BuildSettings) -> dict:
     raise PredictError(str(e)) from None
   except OSError as e:
     raise PredictError(f"{path}: {e}") from None
-  return encode_video(frames, settings)
+  return encode_video(frames, settings, progress=progress)
 
 
 # --- windows --------------------------------------------------------------------
@@ -366,10 +396,6 @@ def read_class_names(path: str | os.PathLike) -> list[str]:
     return [ln.strip() for ln in f if ln.strip()]
 
 
-def _config_from_json(data: dict) -> ml_collections.ConfigDict:
-  return ml_collections.ConfigDict(data)
-
-
 class Predictor:
   """A trained run, restored for scoring new videos.
 
@@ -447,7 +473,7 @@ class Predictor:
     for step in steps:  # the same run: any readable step's config
       try:
         out = manager.restore(step, args=ocp.args.Composite(config=ocp.args.JsonRestore()))
-        return _config_from_json(dict(out.config))
+        return ml_collections.ConfigDict(dict(out.config))
       except Exception as e:  # an unreadable step: try the one before
         errors.append(f"step {step}: {type(e).__name__}")
     raise ckpt.CheckpointError(
@@ -526,14 +552,15 @@ class Predictor:
       window: frames per window (``64``) or seconds (``'2.5s'``); None: the
         whole video is one window (one evaluation example).
       stride: frames or seconds between window starts (default: ``window``).
-      progress: a progress bar over the window batches (when more than one).
+      progress: progress bars over the flow and the window batches of a long
+        video.
 
     Raises:
       PredictError: missing, unreadable, corrupt or too short, or a bad
         window (one line naming the video).
     """
     path = os.fspath(path)
-    example = load_video(path, self.settings)
+    example = load_video(path, self.settings, progress=progress)
     fps = video_fps(path)
     n = int(example["num_frames"])
     spans = windows(n, parse_span(window, fps, "window"), parse_span(stride, fps, "stride"))
@@ -583,5 +610,6 @@ __all__ = [
   "parse_span",
   "predict",
   "read_rawframes",
+  "video_flow",
   "windows",
 ]

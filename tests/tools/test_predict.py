@@ -16,7 +16,9 @@ from jaxact import experiment
 from jaxact.configs import demo
 from jaxact.data import build, datasets
 from jaxact.data import video as video_io
+from jaxact.data.datasets import base
 from jaxact.eval import predict as predict_lib
+from jaxact.flow.batching import FlowBatcher
 from jaxact.runtime import inputs, metrics, scoring
 from jaxact.tools import predict as predict_cli
 
@@ -182,6 +184,17 @@ def test_windows_and_spans():
     predict_lib.parse_span("1s", None, "window")
   with pytest.raises(predict_lib.PredictError, match="seconds"):
     predict_lib.parse_span("abc", 25.0, "stride")
+
+
+def test_chunked_flow_is_the_builds_flow(capsys):
+  """Pairs submitted flow_batch at a time (progress bar) = the whole video at once."""
+  frames = _frames(1, 4, t=11, h=24, w=24)
+  settings = predict_lib.BuildSettings(24, 90, "fast", 4, "test")
+  whole = FlowBatcher(batch_size=4, **base.FLOW_PRESETS["fast"])
+  (_, _, expected), *_ = whole.submit(0, frames) + whole.finish()
+  flow = predict_lib.video_flow(frames, settings, progress=True)
+  np.testing.assert_array_equal(flow, expected)
+  assert "flow" in capsys.readouterr().err  # the bar
 
 
 def test_sliding_windows_mean(run, predictor):
