@@ -455,9 +455,17 @@ class Predictor:
       self.model = build_model(self.config, len(self.class_names))
       target = self._abstract_variables()
       candidates = [s for s in manager.all_steps() if s <= step] if which == "latest" else [step]
-      self.step, self.variables = ckpt.restore_newest(
-        manager, lambda s: ckpt.restore_variables(manager, s, target), steps=candidates
-      )
+      try:
+        self.step, self.variables = ckpt.restore_newest(
+          manager, lambda s: ckpt.restore_variables(manager, s, target), steps=candidates
+        )
+      except ckpt.CheckpointError as e:
+        if not class_names:
+          raise
+        raise ckpt.CheckpointError(
+          f"{e} The model was built for the {len(self.class_names)} given class names: "
+          "does the class names file list the run's classes, one a line?"
+        ) from None
     finally:
       manager.close()
     self.settings = build_settings(self.config.data)

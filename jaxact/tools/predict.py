@@ -76,8 +76,9 @@ def main(argv: Sequence[str] | None = None) -> int:
   if args.top_k < 1:
     print("error: --top_k must be at least 1", file=sys.stderr)
     return 2
-  # Orbax and absl log every restore at INFO: the scores are what is asked for.
-  logging.getLogger("absl").setLevel(logging.WARNING)
+  # Orbax logs each restore (and that the directory is read-only) through absl:
+  # the scores are what is asked for. jaxact's own warnings (a damaged step) stay.
+  logging.getLogger("absl").setLevel(logging.ERROR)
   try:
     names = predict_lib.read_class_names(args.class_names) if args.class_names else None
     predictor = predict_lib.Predictor(args.workdir, args.checkpoint, class_names=names)

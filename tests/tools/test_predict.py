@@ -20,6 +20,7 @@ from jaxact.data.datasets import base
 from jaxact.eval import predict as predict_lib
 from jaxact.flow.batching import FlowBatcher
 from jaxact.runtime import inputs, metrics, scoring
+from jaxact.runtime.checkpoint import CheckpointError
 from jaxact.tools import predict as predict_cli
 
 CLASSES = ("left", "right")
@@ -286,3 +287,6 @@ def test_class_names_file_overrides_the_dataset_names(run, tmp_path):
   names.write_text("a\nb\n")
   p = predict_lib.Predictor(workdir, class_names=predict_lib.read_class_names(names))
   assert p.class_names == ["a", "b"]
+  names.write_text("a\nb\nc\n")
+  with pytest.raises(CheckpointError, match="3 given class names"):
+    predict_lib.Predictor(workdir, class_names=predict_lib.read_class_names(names))
