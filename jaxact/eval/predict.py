@@ -25,7 +25,8 @@ An MMAction2 rawframes folder (``img_*``, ``flow_x_*``, ``flow_y_*``, as
 images are used as they are, flow included.
 
 By default a video is one window (the whole video, exactly one evaluation
-example); ``window`` / ``stride`` (frames, or seconds as ``'2.5s'``) slide
+example of a dataset built without ``max_frames``, which predict does not
+apply); ``window`` / ``stride`` (frames, or seconds as ``'2.5s'``) slide
 over long videos, and the video's scores are the mean of its windows'.
 
 Example (a notebook)::
@@ -40,6 +41,7 @@ Example (a notebook)::
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import os
 import re
@@ -65,6 +67,8 @@ from jaxact.runtime import metrics as metrics_lib
 from jaxact.runtime import scoring
 from jaxact.runtime import state as state_lib
 from jaxact.runtime.inputs import build_model
+
+log = logging.getLogger(__name__)
 
 # What is printed and ranked; ``head`` (the network's own classifier) is in
 # the scores too when the model has one.
@@ -116,6 +120,14 @@ def build_settings(data_cfg: Any) -> BuildSettings:
     if chosen is None:
       chosen = next(iter(configs.values()))
       source = f"{name}/{chosen.name} defaults ({config!r} is not built here)"
+      log.warning(
+        "The dataset %s/%s of this run is not built in %r: its build settings are unknown, "
+        "so frames and flow follow %s; scores may differ from the run's evaluation",
+        name,
+        config,
+        data_cfg.data_dir,
+        source,
+      )
     fields = dataclasses.asdict(chosen)
   return BuildSettings(
     short_side=int(fields.get("short_side", 256)),

@@ -290,3 +290,15 @@ def test_class_names_file_overrides_the_dataset_names(run, tmp_path):
   names.write_text("a\nb\nc\n")
   with pytest.raises(CheckpointError, match="3 given class names"):
     predict_lib.Predictor(workdir, class_names=predict_lib.read_class_names(names))
+
+
+def test_build_settings_without_the_built_dataset(tmp_path, caplog):
+  """A stock builder config gives its settings; an unknown derived one warns."""
+  cfg = demo.get_config("smoke").data
+  cfg.data_dir = str(tmp_path)
+  s = predict_lib.build_settings(cfg)
+  assert (s.short_side, s.flow_preset, s.flow_batch, s.jpeg_quality) == (64, "fast", 0, 90)
+  assert not caplog.records
+  cfg.builder_config = "default-short_side32"
+  assert predict_lib.build_settings(cfg).short_side == 64
+  assert "build settings are unknown" in caplog.text
