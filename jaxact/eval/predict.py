@@ -580,10 +580,16 @@ class Predictor:
         window (one line naming the video).
     """
     path = os.fspath(path)
-    example = load_video(path, self.settings, progress=progress)
+    if not os.path.exists(path):
+      raise PredictError(f"{path}: no such file or folder")
     fps = video_fps(path)
+    try:  # a bad window is said before the flow is computed
+      size, step = parse_span(window, fps, "window"), parse_span(stride, fps, "stride")
+    except PredictError as e:
+      raise PredictError(f"{path}: {e}") from None
+    example = load_video(path, self.settings, progress=progress)
     n = int(example["num_frames"])
-    spans = windows(n, parse_span(window, fps, "window"), parse_span(stride, fps, "stride"))
+    spans = windows(n, size, step)
     per_window = self.score_example(
       example, spans, progress=progress and len(spans) > self.config.eval.batch_size
     )

@@ -207,6 +207,9 @@ def test_sliding_windows_mean(run, predictor):
   for k, v in result.window_scores.items():
     assert v.shape == (3, len(CLASSES))
     np.testing.assert_allclose(result.scores[k], v.mean(0), atol=1e-7)
+  folder = tmp / "videos" / "right" / "clip2"
+  with pytest.raises(predict_lib.PredictError, match=f"^{folder}: --window=1s: .*frame rate"):
+    predictor.predict(folder, window="1s")
   # Windows are scored apart: they differ from one another and from the whole video.
   assert not np.allclose(result.window_scores["temporal"][0], result.window_scores["temporal"][2])
 
