@@ -299,7 +299,7 @@ def parse_span(text: str | int | float | None, fps: float | None, what: str) -> 
     raise PredictError(f"--{what}={text}: give frames (64) or seconds (2.5s)") from None
   if seconds and fps is None:
     raise PredictError(
-      f"--{what}={text}: seconds need the video's frame rate, which a frame folder "
+      f"--{what}={text}: seconds need a frame rate, which a frame folder (or this file) "
       "does not have; give frames"
     )
   frames = round(value * fps) if seconds else value
@@ -583,11 +583,17 @@ class Predictor:
     if not os.path.exists(path):
       raise PredictError(f"{path}: no such file or folder")
     fps = video_fps(path)
-    try:  # a bad window is said before the flow is computed
+    # A bad window is said before the flow is computed, except for a file
+    # without a frame rate: it may not decode at all, which is said first.
+    example = None
+    if fps is None and not os.path.isdir(path):
+      example = load_video(path, self.settings, progress=progress)
+    try:
       size, step = parse_span(window, fps, "window"), parse_span(stride, fps, "stride")
     except PredictError as e:
       raise PredictError(f"{path}: {e}") from None
-    example = load_video(path, self.settings, progress=progress)
+    if example is None:
+      example = load_video(path, self.settings, progress=progress)
     n = int(example["num_frames"])
     spans = windows(n, size, step)
     per_window = self.score_example(

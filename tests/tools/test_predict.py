@@ -210,6 +210,10 @@ def test_sliding_windows_mean(run, predictor):
   folder = tmp / "videos" / "right" / "clip2"
   with pytest.raises(predict_lib.PredictError, match=f"^{folder}: --window=1s: .*frame rate"):
     predictor.predict(folder, window="1s")
+  corrupt = tmp / "corrupt.mp4"
+  corrupt.write_bytes(b"junk" * 100)
+  with pytest.raises(predict_lib.PredictError, match=f"^{corrupt}: cannot open"):
+    predictor.predict(corrupt, window="1s")
   # Windows are scored apart: they differ from one another and from the whole video.
   assert not np.allclose(result.window_scores["temporal"][0], result.window_scores["temporal"][2])
 
