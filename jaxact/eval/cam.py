@@ -278,9 +278,7 @@ def video_windows(
   rgbs, stacks = [], []
   for rgb_idx, flow_idx in clips:
     rgb = frames[rgb_idx]
-    t, l = flow_idx.shape
     stack = np.stack([np.concatenate([flows[int(i)] for i in row], axis=-1) for row in flow_idx])
-    assert stack.shape == (t,) + rgb.shape[1:3] + (2 * l,)
     rgb, stack = transforms.resize_short(rgb, stack, int(data_cfg["resize_short"]))
     rgb, stack = transforms.center_crop(rgb, stack, int(data_cfg["image_size"]))
     rgbs.append(rgb)
