@@ -37,6 +37,7 @@ import orbax.checkpoint as ocp
 from jaxact import models
 from jaxact.data import datasets, video
 from jaxact.eval import cam as cam_lib
+from jaxact.models import two_stream
 from jaxact.runtime import checkpoint as ckpt
 from jaxact.runtime import state as state_lib
 
@@ -69,6 +70,11 @@ def load_run(workdir: str, step: str = "latest") -> tuple[Any, dict, dict, int, 
   finally:
     manager.close()
   model_cfg = dict(config["model"])
+  if model_cfg.get("name") not in two_stream.TWO_STREAM_MODELS:
+    raise CamError(
+      f"the run's model {model_cfg.get('name')!r} is not a two-stream network "
+      f"({', '.join(two_stream.TWO_STREAM_MODELS)})"
+    )
   num_classes = int(np.shape(raw["params"]["classifier"]["bias"])[0])
   overrides = {
     k: v for k, v in dict(model_cfg.get("overrides") or {}).items() if k not in ("dtype",)

@@ -37,7 +37,7 @@ def _config():
   return json.loads(c.to_json_best_effort())
 
 
-def _save_run(workdir):
+def _save_run(workdir, model_name="two_stream_convlstm_tiny"):
   model = models.create("two_stream_convlstm_tiny", num_classes=K)
   x = {
     "rgb": jnp.zeros((1, T, SIZE, SIZE, 3)),
@@ -51,7 +51,9 @@ def _save_run(workdir):
     batch_stats=v["batch_stats"],
     opt_state={"count": jnp.zeros((), jnp.int32)},
   )
-  ckpt.save(manager, state, loader_state=b"{}", config_json=_config())
+  config = _config()
+  config["model"]["name"] = model_name
+  ckpt.save(manager, state, loader_state=b"{}", config_json=config)
   manager.wait_until_finished()
   manager.close()
 
@@ -97,3 +99,9 @@ def test_missing_run_is_one_line(tmp_path, capsys):
   rc = cam_tool.main(["--workdir", str(tmp_path / "none"), "v.mp4", "--out", str(tmp_path)])
   assert rc == 2
   assert capsys.readouterr().err.strip().count("\n") == 0
+
+
+def test_run_of_a_single_backbone_is_refused(tmp_path):
+  _save_run(str(tmp_path), model_name="resnet_tiny")
+  with pytest.raises(cam_tool.CamError, match="not a two-stream network"):
+    cam_tool.load_run(str(tmp_path))
