@@ -372,7 +372,7 @@ def write_grid(
   frames = batch.get("frames")
   side = 2.4  # inches per picture
   width, height = max(side * t + 0.6, 5.0), 2 * side + 1.2
-  fig = Figure(figsize=(width, height), dpi=100)
+  fig = Figure(figsize=(width, height), dpi=100, layout="constrained")
   FigureCanvasAgg(fig)
   axes = fig.subplots(2, t, squeeze=False)
   labels = {"spatial": "RGB + spatial Grad-CAM", "temporal": "flow + temporal Grad-CAM"}
@@ -387,7 +387,6 @@ def write_grid(
       if c == 0:
         ax.set_ylabel(labels[s], fontsize=8)
   fig.suptitle(heading.replace("$", r"\$"), fontsize=9, wrap=True)
-  fig.tight_layout(rect=(0, 0, 1, 1 - 0.8 / height))
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
   fig.savefig(path, dpi=100)
   return path
