@@ -383,7 +383,9 @@ def write_grid(
       ax.set_xticks([])
       ax.set_yticks([])
       step = f"t={c}" + (f" (frame {int(frames[index, c])})" if frames is not None else "")
-      ax.set_title(step if has_map else f"{step}\nnot seen by this stream", fontsize=8)
+      if not has_map:  # a step the stream does not see, or a stream not mapped
+        step += "\nnot seen by this stream" if s in result.maps else "\n(not mapped)"
+      ax.set_title(step, fontsize=8)
       if c == 0:
         ax.set_ylabel(labels[s], fontsize=8)
   fig.suptitle(heading.replace("$", r"\$"), fontsize=9, wrap=True)

@@ -38,7 +38,11 @@ def _config():
 
 
 def _save_run(workdir, model_name="two_stream_convlstm_tiny"):
-  model = models.create("two_stream_convlstm_tiny", num_classes=K)
+  # A single backbone's run gets a two-stream network's tree (refused before it is read).
+  model = models.create(
+    model_name if model_name.startswith("two_stream") else "two_stream_convlstm_tiny",
+    num_classes=K,
+  )
   x = {
     "rgb": jnp.zeros((1, T, SIZE, SIZE, 3)),
     "flow": jnp.zeros((1, T, SIZE, SIZE, 2 * L)),
@@ -65,9 +69,10 @@ def _moving_square(path):
   video.write_video(path, frames)
 
 
-def test_cli_writes_grids_and_animation_and_reports_a_missing_video(tmp_path, capsys):
+@pytest.mark.parametrize("name", ["two_stream_convlstm_tiny", "two_stream_lstm_tiny"])
+def test_cli_writes_grids_and_animation_and_reports_a_missing_video(tmp_path, capsys, name):
   workdir, out = tmp_path / "run", tmp_path / "cam"
-  _save_run(str(workdir))
+  _save_run(str(workdir), name)
   clip = str(tmp_path / "square.mp4")
   _moving_square(clip)
   missing = str(tmp_path / "missing.mp4")
@@ -105,3 +110,19 @@ def test_run_of_a_single_backbone_is_refused(tmp_path):
   _save_run(str(tmp_path), model_name="resnet_tiny")
   with pytest.raises(cam_tool.CamError, match="not a two-stream network"):
     cam_tool.load_run(str(tmp_path))
+
+
+def test_cli_options_class_layer_logit_stream(tmp_path, capsys):
+  workdir, out = tmp_path / "run", tmp_path / "cam"
+  _save_run(str(workdir))
+  clip = str(tmp_path / "square.mp4")
+  _moving_square(clip)
+  args = ["--workdir", str(workdir), clip, "--out", str(out), "--windows", "1"]
+  args += ["--class", "1", "--layer", "conv3", "--logit", "stream", "--stream", "temporal"]
+  assert cam_tool.main(args) == 0
+  assert "step 7" in capsys.readouterr().out
+  assert sorted(os.listdir(out)) == ["square.gif", "square_w0.png"]
+  with Image.open(out / "square.gif") as gif:
+    assert gif.n_frames == T
+  assert cam_tool.main(args[:-8] + ["--class", "jump"]) == 2
+  assert "--class 'jump'" in capsys.readouterr().err
