@@ -148,3 +148,15 @@ def test_bad_options_are_reported():
     cam.grad_cam(CONVLSTM, {}, x, logit="fused")
   with pytest.raises(ValueError, match="streams"):
     cam.grad_cam(CONVLSTM, {}, x, streams=("audio",))
+
+
+def test_frozen_backbones_get_the_same_maps():
+  """Paper B's second stage stops the backbones' gradient; Grad-CAM still sees it."""
+  x = _inputs()
+  v = random_variables(CONVLSTM, x)
+  frozen = CONVLSTM.clone(freeze_backbones=True)
+  a = cam.grad_cam(CONVLSTM, v, x, layer="conv4")
+  b = cam.grad_cam(frozen, v, x, layer="conv4")
+  assert a.raw["temporal"].max() > 0
+  for stream in cam.STREAMS:
+    np.testing.assert_array_equal(a.raw[stream], b.raw[stream])

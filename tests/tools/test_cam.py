@@ -70,17 +70,20 @@ def _moving_square(path):
 
 
 @pytest.mark.parametrize("name", ["two_stream_convlstm_tiny", "two_stream_lstm_tiny"])
-def test_cli_writes_grids_and_animation_and_reports_a_missing_video(tmp_path, capsys, name):
+def test_cli_writes_grids_and_animation_and_reports_unreadable_videos(tmp_path, capsys, name):
   workdir, out = tmp_path / "run", tmp_path / "cam"
   _save_run(str(workdir), name)
   clip = str(tmp_path / "square.mp4")
   _moving_square(clip)
   missing = str(tmp_path / "missing.mp4")
-  rc = cam_tool.main(["--workdir", str(workdir), clip, missing, "--out", str(out)])
+  corrupt = tmp_path / "corrupt.mp4"
+  corrupt.write_bytes(b"not a video" * 100)
+  rc = cam_tool.main(["--workdir", str(workdir), missing, clip, str(corrupt), "--out", str(out)])
   captured = capsys.readouterr()
-  assert rc == 1  # one video could not be read
+  assert rc == 1  # some videos could not be read
   errors = [line for line in captured.err.splitlines() if line.startswith("error:")]
-  assert errors == [f"error: {missing}: no such file"]
+  assert len(errors) == 2 and errors[0] == f"error: {missing}: no such file"
+  assert errors[1].startswith(f"error: {corrupt}: ")
   assert sorted(os.listdir(out)) == ["square.gif", "square_w0.png", "square_w1.png"]
   with Image.open(out / "square_w0.png") as img:
     assert img.format == "PNG" and img.width > 200 and img.height > 200
