@@ -187,13 +187,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
   p.add_argument("--workdir", required=True, help="the trained run (holds checkpoints/)")
   p.add_argument("--out", required=True, help="output folder")
   p.add_argument(
-    "--class", dest="target", default=None, help="class index or name (default: the prediction)"
+    "--class",
+    dest="target",
+    default=None,
+    metavar="K|NAME",
+    help="class index or name (default: the prediction of each window)",
   )
   p.add_argument("--layer", default="conv5", choices=cam_lib.LAYERS, help="backbone stage")
   p.add_argument(
     "--logit", default="head", choices=cam_lib.LOGITS, help="fused head logit or each stream's own"
   )
-  p.add_argument("--stream", default="both", choices=("both",) + cam_lib.STREAMS)
+  p.add_argument(
+    "--stream", default="both", choices=("both",) + cam_lib.STREAMS, help="streams to map"
+  )
   p.add_argument("--step", default="latest", help="checkpoint step (default: latest)")
   p.add_argument("--windows", type=int, default=0, help="clips per video (default: eval_clips)")
   p.add_argument(
@@ -201,8 +207,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
   )
   p.add_argument(
     "--flow-preset",
-    default="",
-    choices=("",) + tuple(cam_lib.FLOW_PRESETS),
+    default=None,
+    choices=tuple(cam_lib.FLOW_PRESETS),
     help="TV-L1 parameters (default: the dataset build's)",
   )
   p.add_argument("--max-frames", type=int, default=0, help="decode at most this many frames")
