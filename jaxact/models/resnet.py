@@ -19,6 +19,11 @@ BatchNorm uses PyTorch's momentum (0.1, i.e. Flax 0.9) and epsilon (1e-5);
 the last BN of each block starts with scale 0. Convolutions run in ``dtype``
 (e.g. bfloat16 on accelerators), parameters are kept in ``param_dtype``.
 Input channels are taken from the input (3 for RGB, 2L for L stacked flows).
+
+Grad-CAM (``jaxact.eval.cam``) reads the stage outputs ``conv2`` … ``conv5``
+through :meth:`ResNet.expose`: sown as ``intermediates`` and open to
+``perturbations`` only when the caller asks; parameters and numerics are
+those of the plain network otherwise.
 """
 
 import functools
@@ -180,6 +185,7 @@ class ResNet(nn.Module):
           param_dtype=pd,
           name=f"layer{stage + 1}_{i}",
         )(x, train=train)
+      x = self.expose(f"conv{stage + 2}", x)
       features[f"conv{stage + 2}"] = x
     pooled = jnp.mean(x, axis=(1, 2))
     features["pooled"] = pooled
@@ -187,6 +193,23 @@ class ResNet(nn.Module):
       return None, features
     logits = nn.Dense(self.num_classes, dtype=d, param_dtype=pd, name="fc")(pooled)
     return jnp.asarray(logits, jnp.float32), features
+
+  def expose(self, name: str, x: Array) -> Array:
+    """Makes a stage's output map available to Grad-CAM, numerics unchanged.
+
+    * ``intermediates/<name>``: the map is sown when the caller makes that
+      collection mutable (``apply(..., mutable=['intermediates'])``).
+    * ``perturbations/<name>``: when the caller passes such a variable, it is
+      added to the map (Flax ``perturb``), so the gradient with respect to a
+      zero perturbation is the gradient with respect to the map.
+
+    Without either (training, evaluation, ``init``: which never creates
+    perturbations here) ``x`` is returned as is.
+    """
+    self.sow("intermediates", name, x)
+    if self.has_variable("perturbations", name):
+      x = self.perturb(name, x)
+    return x
 
 
 ResNet50 = functools.partial(ResNet, stage_sizes=(3, 4, 6, 3), mixer="conv")

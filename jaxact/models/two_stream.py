@@ -18,6 +18,11 @@ and each stream can be trained alone.
 
 Parameter trees: backbones under ``spatial`` and ``temporal`` (so weight import
 and freezing work by name), then the head parts listed in each class.
+
+Grad-CAM (``jaxact.eval.cam``) reaches each stream's stage maps under the same
+names: ``intermediates/spatial/conv5``, ``perturbations/temporal/conv4``, …
+(``resnet.ResNet.expose``); a spatial stream fed only the centre frame has one
+map per clip, a stream fed every step has T.
 """
 
 import functools
