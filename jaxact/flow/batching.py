@@ -7,9 +7,16 @@ size; the last batch is padded) and hands back each video with its uint8 flow
 ``(T - 1, H, W, 2)`` as soon as all its pairs are done. One batch is kept in
 flight, so decoding and writing on the host overlap the device work.
 
+How many pairs per call suits a device is decided in one place,
+:func:`auto_batch_size` (the builders and the extraction CLI use it when no
+batch size is given): 1 on a CPU, where a batch iterates until its slowest
+pair meets epsilon, the short last batch is padded with pairs that cost as
+much as real ones and two cores gain nothing from wider loops; 128 on a GPU
+or TPU, where wide batches keep the device busy.
+
 Example::
 
-  batcher = FlowBatcher(batch_size=32)
+  batcher = FlowBatcher(batch_size=auto_batch_size())
   for key, frames in videos:
     for key, frames, flow in batcher.submit(key, frames):
       save(key, frames, flow)
@@ -41,20 +48,61 @@ class _Video:
 
 Finished = tuple[Hashable, np.ndarray, np.ndarray]
 
+# Frame pairs per TV-L1 call by device kind (see :func:`auto_batch_size`).
+CPU_BATCH = 1
+ACCELERATOR_BATCH = 128
+
+
+def auto_batch_size(platform: str | None = None) -> int:
+  """Frame pairs per TV-L1 call for a device kind: the one place that decides.
+
+  On a CPU a batch runs until its slowest pair converges and a short batch
+  is padded with full-cost pairs, while wider loops gain little on a few
+  cores, so single pairs are fastest (``docs/benchmarks.md``); a GPU or TPU
+  needs wide batches to be busy.
+
+  Args:
+    platform: ``'cpu'``, ``'gpu'``, ``'tpu'``, …; None: JAX's default backend.
+
+  Returns:
+    ``CPU_BATCH`` (1) on a CPU, else ``ACCELERATOR_BATCH`` (128).
+  """
+  if platform is None:
+    platform = jax.default_backend()
+  return CPU_BATCH if platform == "cpu" else ACCELERATOR_BATCH
+
+
+def resolve_batch_size(batch_size: int | str | None, platform: str | None = None) -> int:
+  """A configured batch size: None or ``'auto'`` → :func:`auto_batch_size`;
+  an integer >= 1 is honoured as given.
+
+  Raises:
+    ValueError: anything else (0 and negatives included: callers that give 0
+      a meaning handle it before calling).
+  """
+  if batch_size is None or (isinstance(batch_size, str) and batch_size.lower() == "auto"):
+    return auto_batch_size(platform)
+  if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
+    raise ValueError(f"flow batch size must be an integer >= 1 or 'auto', got {batch_size!r}")
+  if batch_size < 1:
+    raise ValueError(f"flow batch size must be >= 1 or 'auto', got {batch_size}")
+  return int(batch_size)
+
 
 class FlowBatcher:
   """Computes quantised TV-L1 flow for many videos, batching across them.
 
   Args:
     batch_size: frame pairs per device call (fixed, so one compilation per
-      image size).
+      image size); None or ``'auto'``: :func:`auto_batch_size`.
     bound: quantisation bound in pixels (see :func:`jaxact.flow.quantize`).
     **params: TV-L1 parameters (OpenCV names, see :func:`jaxact.flow.tvl1`).
   """
 
-  def __init__(self, batch_size: int = 16, bound: float = DEFAULT_BOUND, **params: Any):
-    if batch_size < 1:
-      raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+  def __init__(
+    self, batch_size: int | str | None = None, bound: float = DEFAULT_BOUND, **params: Any
+  ):
+    batch_size = resolve_batch_size(batch_size)
     make_params(**params)  # fail early on bad parameters
     self.batch_size = batch_size
     self.bound = bound
@@ -119,7 +167,11 @@ class FlowBatcher:
 
 
 def video_flow(
-  frames: np.ndarray, *, batch_size: int = 16, bound: float = DEFAULT_BOUND, **params: Any
+  frames: np.ndarray,
+  *,
+  batch_size: int | str | None = None,
+  bound: float = DEFAULT_BOUND,
+  **params: Any,
 ) -> np.ndarray:
   """Quantised TV-L1 flow between consecutive frames of one video.
 
@@ -129,7 +181,8 @@ def video_flow(
 
   Args:
     frames: ``(T, H, W, 3)`` uint8 RGB (or ``(T, H, W)`` gray), T >= 2.
-    batch_size: frame pairs per device call (at most).
+    batch_size: frame pairs per device call (at most); None or ``'auto'``:
+      :func:`auto_batch_size`.
     bound: quantisation bound (px).
     **params: TV-L1 parameters.
 
@@ -137,7 +190,7 @@ def video_flow(
     uint8 ``(T - 1, H, W, 2)``: n frames give n - 1 flows, none dropped.
   """
   pairs = max(len(frames) - 1, 1)
-  batch_size = min(batch_size, 1 << (pairs - 1).bit_length())
+  batch_size = min(resolve_batch_size(batch_size), 1 << (pairs - 1).bit_length())
   batcher = FlowBatcher(batch_size=batch_size, bound=bound, **params)
   out = batcher.submit(0, frames) + batcher.finish()
   return out[0][2]
@@ -146,7 +199,7 @@ def video_flow(
 def iter_flows(
   videos: Iterator[tuple[Hashable, np.ndarray]],
   *,
-  batch_size: int = 16,
+  batch_size: int | str | None = None,
   bound: float = DEFAULT_BOUND,
   **params: Any,
 ) -> Iterator[Finished]:

@@ -31,14 +31,14 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-import jax
 import numpy as np
 from tqdm import tqdm
 
 from jaxact import keyvalue
 from jaxact.data import frame_formats, jpeg
 from jaxact.data import video as video_io
-from jaxact.flow.batching import FlowBatcher
+from jaxact.flow.batching import FlowBatcher, auto_batch_size
+from jaxact.flow.cache import DEFAULT_CACHE_DIR, enable_compilation_cache
 from jaxact.flow.quantize import DEFAULT_BOUND
 
 FAILURES_LOG = "extract_failures.jsonl"
@@ -157,7 +157,7 @@ def extract(
   out_dir: str,
   *,
   short_side: int | None = None,
-  batch_size: int = 16,
+  batch_size: int | None = None,
   fmts: Iterable[str] = ("mmaction",),
   bound: float = DEFAULT_BOUND,
   jpeg_quality: int = jpeg.RGB_QUALITY,
@@ -172,7 +172,8 @@ def extract(
     inputs: video files, frame folders, or folders to search for videos.
     out_dir: output root.
     short_side: resize frames so the short side has this many pixels.
-    batch_size: frame pairs per device call, mixed across videos.
+    batch_size: frame pairs per device call, mixed across videos (None:
+      by device kind, ``jaxact.flow.auto_batch_size``).
     fmts: any of ``'mmaction'``, ``'compact'`` (see
       :mod:`jaxact.data.frame_formats`).
     bound: flow quantisation bound (px).
@@ -260,8 +261,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     "--batch",
     type=int,
     default=None,
-    help="frame pairs per device call (default: 128 on a "
-    "GPU/TPU, 4 on CPU where a batch runs until its "
+    help="frame pairs per device call (default: jaxact.flow.auto_batch_size, "
+    "128 on a GPU/TPU, 1 on CPU where a batch runs until its "
     "slowest pair converges)",
   )
   parser.add_argument(
@@ -298,17 +299,17 @@ def main(argv: Sequence[str] | None = None) -> int:
   parser.add_argument("--no-progress", action="store_true")
   parser.add_argument(
     "--compile-cache",
-    default=os.path.join(os.path.expanduser("~"), ".cache", "jaxact", "xla"),
+    default=DEFAULT_CACHE_DIR,
     help="persistent XLA compilation cache, so a resumed "
-    "run does not compile again ('' to disable)",
+    "run does not compile again ('' to disable; an already-set "
+    "JAX_COMPILATION_CACHE_DIR wins)",
   )
   args = parser.parse_args(argv)
-  if args.compile_cache and not os.environ.get("JAX_COMPILATION_CACHE_DIR"):
-    jax.config.update("jax_compilation_cache_dir", args.compile_cache)
+  if args.compile_cache:
+    enable_compilation_cache(args.compile_cache)
   fmts = frame_formats.FORMATS if args.format == "both" else (args.format,)
   if args.batch is None:
-    on_cpu = jax.devices()[0].platform == "cpu"
-    args.batch = 4 if on_cpu else 128
+    args.batch = auto_batch_size()
   try:
     summary = extract(
       args.inputs,

@@ -4,6 +4,7 @@ import io
 import itertools
 import os
 
+import jax
 import numpy as np
 import pytest
 from PIL import Image
@@ -356,3 +357,58 @@ def test_builders_default_to_array_record_and_tfrecord_is_refused(tmp_path, fake
     json.dump(meta, f)
   with pytest.raises(ValueError, match="built as tfrecord.*--file_format"):
     datasets.data_source("synthetic_motion", "train", tmp_path, info.config)
+
+
+def _moving_square(t, offset=0, h=32, w=40):
+  """A textured square moving right by 2 px per frame on a textured ground."""
+  yy, xx = np.mgrid[0:h, 0:w]
+  ground = 90 + 40 * np.sin(xx / 3.0) * np.cos(yy / 4.0)
+  out = np.empty((t, h, w, 3), np.uint8)
+  for i in range(t):
+    img = ground.copy()
+    x0 = 6 + offset + 2 * i
+    img[8:22, x0 : x0 + 12] = 200 + 40 * np.sin((xx[8:22, x0 : x0 + 12] - x0) / 2.0)
+    out[i] = np.repeat(np.clip(img, 0, 255)[..., None], 3, -1)
+  return out
+
+
+def test_flow_batch_is_chosen_by_device_kind(tmp_path, monkeypatch):
+  """The default flow batch is ``jaxact.flow.auto_batch_size`` (1 on CPU);
+  explicit values are honoured, and every batch gives the same flow."""
+  from jaxact.data import video
+  from jaxact.data.datasets import base
+  from jaxact.flow import batching
+
+  manual = tmp_path / "videos"
+  for cls, n, offset in (("a", 4, 0), ("b", 3, 2)):
+    video.write_video(_mkdir(manual / cls) / "v.mp4", _moving_square(n, offset))
+  used = []
+
+  class Spy(batching.FlowBatcher):
+    def __init__(self, batch_size=None, **kwargs):
+      super().__init__(batch_size, **kwargs)
+      used.append(self.batch_size)
+
+  monkeypatch.setattr(base, "FlowBatcher", Spy)
+
+  def flows(name, **overrides):
+    info = build.ensure_built(
+      "video_folder", tmp_path / name, manual, short_side=32, flow_preset="fast", **overrides
+    )
+    recs = _records("video_folder", "train", tmp_path / name, info.config)
+    return {r["video_id"].decode(): (list(r["flow_x"]), list(r["flow_y"])) for r in recs}
+
+  auto = flows("auto")
+  assert used == [batching.auto_batch_size()]
+  if jax.default_backend() == "cpu":
+    assert used == [1]
+  assert flows("one", flow_batch=1) == auto  # the same bytes
+  batched = flows("four", flow_batch=4)  # padded batches mixing the videos
+  assert used[1:] == [1, 4]
+  # An accelerator's choice comes from the same place.
+  monkeypatch.setattr(batching, "auto_batch_size", lambda platform=None: 4)
+  assert flows("accel") == batched
+  assert used[3:] == [4]
+  for vid, (fx, fy) in auto.items():
+    for mine, theirs in zip(fx + fy, batched[vid][0] + batched[vid][1]):
+      assert np.abs(_decode(mine).astype(int) - _decode(theirs)).max() <= 1

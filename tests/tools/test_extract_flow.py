@@ -204,3 +204,23 @@ def test_cli_writes_the_bytes_of_a_dataset_build(inputs, tmp_path):
         assert (folder / pattern.format(j + 1)).read_bytes() == ex[key][j], (folder, key, j)
         compared += 1
   assert compared == (6 + 2 * 5) + (4 + 2 * 3)  # walk/a: 6 frames, walk/b: 4
+
+
+def test_default_batch_is_chosen_by_device_kind(inputs, monkeypatch, capsys):
+  """Without --batch the CLI takes ``jaxact.flow.auto_batch_size`` (1 on CPU)."""
+  used = []
+
+  class Spy(batching.FlowBatcher):
+    def __init__(self, batch_size=None, **kwargs):
+      super().__init__(batch_size, **kwargs)
+      used.append(self.batch_size)
+
+  monkeypatch.setattr(extract_flow, "FlowBatcher", Spy)
+  args = [str(inputs / "frames" / "c"), "--out", str(inputs / "out"), "--no-progress"]
+  assert extract_flow.main(args + PARAM_ARGS) == 0
+  assert "done 1" in capsys.readouterr().out
+  assert used == [batching.auto_batch_size()]
+  monkeypatch.setattr(batching, "auto_batch_size", lambda platform=None: 4)
+  monkeypatch.setattr(extract_flow, "auto_batch_size", batching.auto_batch_size)
+  assert extract_flow.main(args[:2] + [str(inputs / "out4"), "--no-progress"] + PARAM_ARGS) == 0
+  assert used[1:] == [4]

@@ -38,7 +38,8 @@ import tensorflow_datasets as tfds
 from array_record.python import array_record_module
 
 from jaxact.data import jpeg, record_index, video
-from jaxact.flow.batching import FlowBatcher, video_flow
+from jaxact.flow.batching import FlowBatcher, resolve_batch_size, video_flow
+from jaxact.flow.cache import enable_compilation_cache
 
 # ``flow_fn(frames uint8 (T, H, W, 3)) -> uint8 (T-1, H, W, 2)``.
 FlowFn = Callable[[np.ndarray], np.ndarray]
@@ -57,9 +58,12 @@ class VideoConfig(tfds.core.BuilderConfig):
       for all three, every video stored once (config ``all``); unused by the
       other datasets.
     flow_preset: TV-L1 parameters, a key of ``FLOW_PRESETS``.
-    flow_batch: frame pairs per TV-L1 call, batched across videos and padded
-      (one compilation per frame size); 0 = one call per video, all its
-      pairs (fixed-length generated clips).
+    flow_batch: frame pairs per TV-L1 call, batched across videos (one
+      compilation per frame size; a short last batch is padded). None or
+      ``'auto'`` (the default): by device kind,
+      ``jaxact.flow.auto_batch_size`` — 1 on a CPU, 128 on a GPU/TPU; an
+      integer >= 1 is used as given; 0 = one call per video, all its pairs
+      (fixed-length generated clips).
   """
 
   short_side: int = 256
@@ -67,7 +71,7 @@ class VideoConfig(tfds.core.BuilderConfig):
   max_frames: int = 0
   split: int | None = None
   flow_preset: str = "opencv"
-  flow_batch: int = 32
+  flow_batch: int | str | None = None
 
 
 def official_split_configs() -> list[VideoConfig]:
@@ -253,14 +257,18 @@ class VideoBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     ``jaxact.data.video.read_frames_or_skip``) or a uint8 ``(T, H, W, 3)``
     array (generated data). With the default TV-L1 and ``flow_batch > 0``,
     frame pairs are batched across videos (``jaxact.flow.FlowBatcher``;
-    decoding overlaps the flow).
+    decoding overlaps the flow) and compiled programs are kept in JAX's
+    persistent compilation cache (``jaxact.flow.enable_compilation_cache``).
     """
     self.info.metadata.setdefault("skipped", [])
     encoder = self.encoder()
     cfg = self.builder_config
     batcher = None
-    if self._flow_fn is None and cfg.flow_batch > 0:
-      batcher = FlowBatcher(batch_size=cfg.flow_batch, **FLOW_PRESETS[cfg.flow_preset])
+    if self._flow_fn is None:
+      enable_compilation_cache()
+      if cfg.flow_batch != 0:
+        batch = resolve_batch_size(cfg.flow_batch)
+        batcher = FlowBatcher(batch_size=batch, **FLOW_PRESETS[cfg.flow_preset])
     for key, source, label in items:
       frames, reason = encoder.decode(source)
       if frames is None:
@@ -341,7 +349,7 @@ class VideoEncoder:
   short_side: int
   max_frames: int
   quality: int
-  flow_batch: int
+  flow_batch: int | str | None
   flow_preset: str
   flow_fn: FlowFn | None = None
 
@@ -349,12 +357,16 @@ class VideoEncoder:
     """uint8 ``(T-1, H, W, 2)`` flow of one video (``flow_fn`` or TV-L1).
 
     TV-L1 runs through ``jaxact.flow.video_flow`` (the one batcher):
-    ``flow_batch`` pairs per call, or all the video's pairs in one call when
-    ``flow_batch`` is 0.
+    ``flow_batch`` pairs per call (auto: by this process's device kind), or
+    all the video's pairs in one call when ``flow_batch`` is 0.
     """
     if self.flow_fn is not None:
       return self.flow_fn(frames)
-    batch = self.flow_batch if self.flow_batch > 0 else len(frames) - 1
+    enable_compilation_cache()  # also in Beam workers
+    if self.flow_batch == 0:
+      batch = len(frames) - 1
+    else:
+      batch = resolve_batch_size(self.flow_batch)
     return video_flow(frames, batch_size=batch, **FLOW_PRESETS[self.flow_preset])
 
   def decode(self, source):
