@@ -9,6 +9,7 @@ built and hands the loops objects (a model, loaders, a mesh): neither
 
 import logging
 import os
+import re
 
 import jax
 import numpy as np
@@ -194,7 +195,7 @@ def _grad_cam_of_test_clips(config, workdir, results, *, model, loader, mesh) ->
     windows = {k: np.asarray(batch[k][i])[views] for k in ("rgb", "flow")}
     label = int(batch["label"][i])
     name = loader.class_names[label] if label < len(loader.class_names) else str(label)
-    stem = f"{config.data.eval_split}_{int(batch['index'][i])}_{name}"
+    stem = re.sub(r"[^\w.-]+", "_", f"{config.data.eval_split}_{int(batch['index'][i])}_{name}")
     written += cam.write_cam_pictures(
       out_dir, stem, model, variables, windows, class_names=list(loader.class_names)
     )
