@@ -23,6 +23,12 @@ drawn independently of the class). The final evaluation is of the last
 checkpoint (``eval.checkpoint='best'`` would pick by the test clips
 themselves, as this demo has no separate validation split).
 
+The run ends (``eval.explain_examples = 1``) by printing a short table of
+the spatial / temporal / fused top-1 and top-5, the path of
+``WORKDIR/confusion_matrix.png`` and that of a Grad-CAM grid of one test clip
+(``WORKDIR/cam/``, drawn by ``jaxact.eval.cam`` as ``python -m
+jaxact.tools.cam`` draws it).
+
 Time and result, measured on the 2-core dev box (``nproc`` 2) shared with
 other jobs (load average 4.6-6.7 during the run), from an empty ``data_dir``
 (``python -m jaxact.main --workdir DIR --config.data.data_dir=EMPTY_DIR``):
@@ -83,6 +89,8 @@ def get_config(arg: str | None = None):
   c.checkpoint.best_metric = "val_top1_fused"
   c.eval.batch_size = 24
   c.eval.fusion_weights.head = 1.0
+  # The ending: a short table, the confusion matrix and a Grad-CAM of one test clip.
+  c.eval.explain_examples = 1
 
   if args["smoke"]:
     c.batch_size = 4

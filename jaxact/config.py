@@ -29,7 +29,10 @@ Top-level fields (the fixed names users and scripts rely on are marked *):
 * ``eval``: ``checkpoint``, ``batch_size`` (global clips, each with V views),
   ``fusion_weights`` (``head`` / ``spatial`` / ``temporal``; the ``fused``
   scores = the weighted sum of these view-averaged softmax scores: late
-  fusion), ``run_after_training``.
+  fusion), ``run_after_training``, ``explain_examples`` (after evaluation,
+  process 0 prints a short results table, the confusion matrix's path and
+  Grad-CAM pictures of this many test clips in ``WORKDIR/cam``; 0 = none,
+  the default; the demo sets 1; two-stream networks).
 * ``progress_bar`` (process 0, stderr), ``tensorboard`` (event files in
   ``WORKDIR/tensorboard``; tensorboardX imports torch when it is installed,
   which costs a few seconds at start).
@@ -116,6 +119,9 @@ def get_base_config() -> ml_collections.ConfigDict:
       "checkpoint": "latest",
       "batch_size": 8,
       "run_after_training": True,
+      # After evaluation: print a short table, the confusion matrix's path and
+      # Grad-CAM pictures of this many test clips (WORKDIR/cam); 0 = none.
+      "explain_examples": 0,
       # Score the evaluation split at every checkpoint during training and log
       # val_top1_{spatial,temporal,fused}, so checkpoint.best_metric can rank
       # checkpoints by held-out accuracy (e.g. 'val_top1_fused').
@@ -216,6 +222,10 @@ def _check_sizes(config: Any, device_count: int, process_count: int) -> None:
   _check(
     config.eval.batch_size > 0,
     f"config.eval.batch_size={config.eval.batch_size} must be a positive integer",
+  )
+  _check(
+    config.eval.explain_examples >= 0,
+    f"config.eval.explain_examples={config.eval.explain_examples} must be >= 0",
   )
   per_step = config.batch_size // config.grad_accum_steps
   _check(

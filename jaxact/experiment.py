@@ -7,19 +7,31 @@ built and hands the loops objects (a model, loaders, a mesh): neither
 ``jaxact.train`` nor ``jaxact.eval`` imports the other.
 """
 
+import logging
 import os
+import re
 
 import jax
+import numpy as np
 
 from jaxact import config as config_lib
 from jaxact.data.datasets import DatasetNotBuiltError
-from jaxact.eval import evaluate
+from jaxact.eval import cam, evaluate, figures
+from jaxact.eval import table as table_lib
+from jaxact.models import two_stream
 from jaxact.models.convert import WeightImportError
+from jaxact.runtime import checkpoint as ckpt
 from jaxact.runtime import inputs
 from jaxact.runtime import mesh as mesh_lib
+from jaxact.runtime import state as state_lib
 from jaxact.runtime.checkpoint import CheckpointError
 from jaxact.train import loop
 from jaxact.train.pretrained import InitFromError
+
+log = logging.getLogger(__name__)
+
+# The centre view of each clip among ``eval_crops`` crops (transforms.eval_crops).
+_CENTRE_CROP = {1: 0, 3: 1, 10: 4}
 
 
 class WorkdirError(ValueError):
@@ -109,4 +121,82 @@ def run(config, workdir: str, mode: str, *, model_fn=None, loader_fn=None) -> di
       return None
   eval_loader = loader_fn(config, train=False)
   model = model or model_fn(config, eval_loader.num_classes)
-  return evaluate.evaluate_checkpoint(config, workdir, model=model, loader=eval_loader, mesh=mesh)
+  results = evaluate.evaluate_checkpoint(
+    config, workdir, model=model, loader=eval_loader, mesh=mesh
+  )
+  if config.eval.explain_examples > 0:
+    explain(config, workdir, results, model=model, loader=eval_loader, mesh=mesh)
+  return results
+
+
+def explain(config, workdir: str, results: dict, *, model, loader, mesh) -> list[str]:
+  """The ending of ``eval.explain_examples``: a table, the confusion matrix and Grad-CAM.
+
+  Process 0 prints (stdout) the spatial / temporal / fused top-1 and top-5
+  (``jaxact.eval.table``), the path of ``WORKDIR/confusion_matrix.png`` and
+  of a Grad-CAM grid of each of the first ``eval.explain_examples`` clips of
+  the evaluation split, their centre view per clip as evaluation saw them,
+  drawn by ``jaxact.eval.cam`` (what ``python -m jaxact.tools.cam`` writes)
+  into ``WORKDIR/cam/``. A Grad-CAM that cannot be drawn is a warning: the
+  results are written.
+
+  Returns:
+    The Grad-CAM files written (process 0).
+  """
+  written: list[str] = []
+  try:
+    written = _grad_cam_of_test_clips(
+      config, workdir, results, model=model, loader=loader, mesh=mesh
+    )
+  except Exception as e:  # the results are on disk; pictures are extras
+    log.warning("No Grad-CAM pictures of the test clips (%s: %s)", type(e).__name__, e)
+  if jax.process_index() == 0:
+    shown = table_lib.table(
+      {os.path.basename(os.path.normpath(workdir)): results},
+      streams=("spatial", "temporal", "fused"),
+      metrics=("top1", "top5"),
+    )
+    lines = [str(shown)]
+    confusion = os.path.abspath(os.path.join(workdir, figures.CONFUSION_FILE))
+    if os.path.exists(confusion):
+      lines.append(f"confusion matrix: {confusion}")
+    grids = [p for p in written if p.endswith(".png")]
+    lines += [f"Grad-CAM of a test clip: {os.path.abspath(p)}" for p in grids]
+    print("\n".join(lines), flush=True)
+  return written
+
+
+def _grad_cam_of_test_clips(config, workdir, results, *, model, loader, mesh) -> list[str]:
+  if config.model.name not in two_stream.TWO_STREAM_MODELS:
+    log.warning("eval.explain_examples: %s is not a two-stream network", config.model.name)
+    return []
+  batch = next(iter(loader))
+  spec = {
+    k: jax.ShapeDtypeStruct((1,) + v.shape[2:], v.dtype)
+    for k, v in batch.items()
+    if k in ("rgb", "flow")
+  }
+  abstract = jax.eval_shape(
+    lambda key: state_lib.init_variables(model, spec, key), jax.random.key(0)
+  )
+  # Every process restores (a collective); process 0 draws.
+  _, variables = ckpt.restore_for_inference(
+    os.path.join(workdir, "checkpoints"), results["step"], abstract=abstract, mesh=mesh
+  )
+  if jax.process_index() != 0:
+    return []
+  variables = jax.tree.map(np.asarray, variables)
+  crops = int(config.data.eval_crops)
+  views = [c * crops + _CENTRE_CROP.get(crops, 0) for c in range(int(config.data.eval_clips))]
+  chosen = np.flatnonzero(np.asarray(batch["mask"]))[: int(config.eval.explain_examples)]
+  out_dir = os.path.join(workdir, "cam")
+  written = []
+  for i in chosen:
+    windows = {k: np.asarray(batch[k][i])[views] for k in ("rgb", "flow")}
+    label = int(batch["label"][i])
+    name = loader.class_names[label] if label < len(loader.class_names) else str(label)
+    stem = re.sub(r"[^\w.-]+", "_", f"{config.data.eval_split}_{int(batch['index'][i])}_{name}")
+    written += cam.write_cam_pictures(
+      out_dir, stem, model, variables, windows, class_names=list(loader.class_names)
+    )
+  return written

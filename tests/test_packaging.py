@@ -7,6 +7,8 @@ import subprocess
 import sys
 import tomllib
 
+from PIL import Image
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FAST_COMPILE = "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
 
@@ -120,3 +122,18 @@ def test_installed_demo_runs_from_any_folder(tmp_path):
     assert {"top1", "top5", "mean_class", "per_class", "confusion"} <= set(results[stream])
   rows = [json.loads(line) for line in open(cwd / "run" / "metrics.jsonl")]
   assert [r["step"] for r in rows] == [1, 2, 3, 4]
+  # The demo's ending (eval.explain_examples=1): a short table, then the paths of the
+  # confusion matrix and of a Grad-CAM grid of one test clip.
+  out = proc.stdout.splitlines()
+  for stream in ("spatial", "temporal", "fused"):
+    for metric in ("top-1", "top-5"):
+      row = [line for line in out if line.startswith(f"{stream} {metric} ")]
+      assert len(row) == 1, proc.stdout
+      assert f"{100 * results[stream][metric.replace('-', '')]:.2f}" in row[0]
+  paths = dict(line.split(": ", 1) for line in out if ": " in line)
+  confusion = paths["confusion matrix"]
+  assert confusion == str(cwd / "run" / "confusion_matrix.png") and os.path.isfile(confusion)
+  grid = paths["Grad-CAM of a test clip"]
+  assert os.path.dirname(grid) == str(cwd / "run" / "cam") and grid.endswith("_w0.png")
+  with Image.open(grid) as img:
+    assert img.format == "PNG" and img.width > 200

@@ -25,9 +25,10 @@ Pictures (:func:`write_grid`, :func:`write_animation`): RGB frames with the
 spatial map and flow as a colour-coded image (hue: direction, value:
 magnitude) with the temporal map, overlaid with the ``jet`` colour map.
 
-:func:`video_windows` turns a video file into network inputs (decode, TV-L1
-flow, evaluation sampling, centre crop); it is the one place to switch to a
-shared video-prediction input path.
+:func:`video_windows` turns a video into network inputs through the input
+path of ``jaxact.eval.predict`` (the dataset build's decode, TV-L1 and JPEG
+round trip), sampled by ``pipeline.EvalSample`` with one centre crop per
+clip: the network sees what it was trained and evaluated on.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -48,10 +50,9 @@ from matplotlib.colors import hsv_to_rgb
 from matplotlib.figure import Figure
 from PIL import Image, ImageDraw
 
-from jaxact.data import datasets, sampling, transforms, video
-from jaxact.data.datasets.base import FLOW_PRESETS
+from jaxact.data import pipeline, sampling, video
 from jaxact.data.normalize import normalize_inputs
-from jaxact.flow.batching import FlowBatcher
+from jaxact.eval import predict
 from jaxact.flow.quantize import dequantize
 from jaxact.runtime.scoring import stream_logits
 
@@ -211,40 +212,28 @@ def grad_cam(
 # ----------------------------------------------------------------- inputs
 
 
-def dataset_build_settings(data_cfg: Mapping[str, Any]) -> tuple[int, str]:
-  """``(short_side, flow_preset)`` the dataset of ``data_cfg`` was built with.
-
-  Falls back to ``(resize_short, 'opencv')`` for a dataset this jaxact does
-  not know.
-  """
-  name = str(data_cfg.get("name", ""))
-  wanted = str(data_cfg.get("builder_config", "") or "")
-  try:
-    cls = datasets.builder_class(name)
-  except KeyError:
-    return int(data_cfg.get("resize_short", 256)), "opencv"
-  configs = {c.name: c for c in cls.BUILDER_CONFIGS}
-  cfg = configs.get(wanted) or cls.BUILDER_CONFIGS[0]
-  return int(cfg.short_side), str(cfg.flow_preset)
-
-
 def video_windows(
   path: str | os.PathLike,
   data_cfg: Mapping[str, Any],
   *,
+  settings: predict.BuildSettings,
   num_windows: int = 1,
-  short_side: int | None = None,
-  flow_preset: str = "opencv",
   max_frames: int | None = None,
 ) -> dict[str, np.ndarray]:
-  """A video's evaluation windows as uint8 network inputs.
+  """A video's evaluation windows as uint8 network inputs, as evaluation would see them.
 
-  Decodes ``path`` (a file or frame folder) with its short side
-  ``short_side`` (the dataset build's), computes the TV-L1 flow of only the
-  frame pairs the windows use (quantised like a dataset build), samples
-  ``num_windows`` clips as evaluation does (``config.data.sampling``,
-  ``num_steps``, ``flow_length``; clip k of ``num_windows``), resizes to
-  ``resize_short`` and centre-crops ``image_size``.
+  The video becomes a stored-like example by the path of
+  ``jaxact.eval.predict`` (decode at the build's ``short_side``, the build's
+  TV-L1 and JPEG round trip; a rawframes folder as it is), then
+  ``pipeline.EvalSample`` samples ``num_windows`` clips (clip k of
+  ``num_windows``) with one centre crop each.
+
+  Args:
+    path: a video file, frame folder or rawframes folder.
+    data_cfg: the run's ``config.data`` (a mapping).
+    settings: the dataset build's parameters (``predict.build_settings``).
+    num_windows: clips to sample.
+    max_frames: use at most this many frames (None: all).
 
   Returns:
     ``rgb`` uint8 ``(W, T, S, S, 3)``, ``flow`` uint8 ``(W, T, S, S, 2L)``,
@@ -253,42 +242,31 @@ def video_windows(
 
   Raises:
     jaxact.data.video.VideoDecodeError: missing, corrupt or too short video.
+    jaxact.eval.predict.PredictError: a bad rawframes folder.
   """
-  frames = video.read_frames(path, short_side=short_side, max_frames=max_frames)
-  n = len(frames)
-  clips = [
+  path = os.fspath(path)
+  if predict.is_rawframes(path):
+    example = predict.read_rawframes(path)
+    if max_frames:
+      example = predict.window_example(example, 0, min(max_frames, example["num_frames"]))
+  else:
+    frames = video.read_frames(path, short_side=settings.short_side, max_frames=max_frames)
+    example = predict.encode_video(frames, settings)
+  n = int(example["num_frames"])
+  cfg = {**dict(data_cfg), "eval_clips": int(num_windows), "eval_crops": 1}
+  views = pipeline.EvalSample([example], ml_collections.ConfigDict(cfg), 0, 1).map(0)
+  steps = [
     sampling.sample_clip(
       n,
-      scheme=str(data_cfg["sampling"]),
-      num_steps=int(data_cfg["num_steps"]),
-      flow_length=int(data_cfg["flow_length"]),
+      scheme=str(cfg["sampling"]),
+      num_steps=int(cfg["num_steps"]),
+      flow_length=int(cfg["flow_length"]),
       clip=k,
       num_clips=num_windows,
-    )
+    )[0]
     for k in range(num_windows)
   ]
-  needed = sorted({int(i) for _, f in clips for i in f.ravel()})
-  batcher = FlowBatcher(batch_size=min(32, len(needed)), **FLOW_PRESETS[flow_preset])
-  flows: dict[int, np.ndarray] = {}
-  for i in needed:
-    for key, _, flow in batcher.submit(i, frames[i : i + 2]):
-      flows[key] = flow[0]
-  for key, _, flow in batcher.finish():
-    flows[key] = flow[0]
-  rgbs, stacks = [], []
-  for rgb_idx, flow_idx in clips:
-    rgb = frames[rgb_idx]
-    stack = np.stack([np.concatenate([flows[int(i)] for i in row], axis=-1) for row in flow_idx])
-    rgb, stack = transforms.resize_short(rgb, stack, int(data_cfg["resize_short"]))
-    rgb, stack = transforms.center_crop(rgb, stack, int(data_cfg["image_size"]))
-    rgbs.append(rgb)
-    stacks.append(stack)
-  return {
-    "rgb": np.stack(rgbs),
-    "flow": np.stack(stacks),
-    "frames": np.stack([c[0] for c in clips]),
-    "num_frames": n,
-  }
+  return {"rgb": views["rgb"], "flow": views["flow"], "frames": np.stack(steps), "num_frames": n}
 
 
 def normalized(batch: Mapping[str, np.ndarray]) -> dict[str, jax.Array]:
@@ -297,6 +275,39 @@ def normalized(batch: Mapping[str, np.ndarray]) -> dict[str, jax.Array]:
 
 
 # --------------------------------------------------------------- pictures
+
+
+def write_cam_pictures(
+  out_dir: str,
+  stem: str,
+  model: nn.Module,
+  variables: Mapping[str, Any],
+  batch: Mapping[str, np.ndarray],
+  *,
+  class_names: Sequence[str] | None,
+  target: int | None = None,
+  layer: str = "conv5",
+  logit: str = "head",
+  streams: Sequence[str] = STREAMS,
+) -> list[str]:
+  """Grad-CAM of uint8 windows ``batch`` (:func:`video_windows`) drawn into ``out_dir``.
+
+  Writes ``<stem>_w<k>.png`` (:func:`write_grid`) per window and
+  ``<stem>.gif`` (:func:`write_animation`); returns their paths. What
+  ``python -m jaxact.tools.cam`` and the demo's ending write.
+  """
+  result = grad_cam(
+    model, variables, normalized(batch), layer=layer, target=target, logit=logit, streams=streams
+  )
+  n = len(result.target)
+  written = []
+  for k in range(n):
+    heading = f"{stem}, window {k + 1}/{n}: " + title(result, k, class_names, logit, layer)
+    path = os.path.join(out_dir, f"{stem}_w{k}.png")
+    written.append(write_grid(path, result, batch, k, heading=heading))
+  path = os.path.join(out_dir, f"{stem}.gif")
+  written.append(write_animation(path, animation_frames(result, batch)))
+  return written
 
 
 def _mean_motion(flow: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -78,32 +78,15 @@ def evaluate_checkpoint(
   abstract = jax.eval_shape(
     lambda key: state_lib.init_variables(model, spec, key), jax.random.key(0)
   )
-  target = jax.tree.map(
-    lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=mesh_lib.replicated(mesh)), abstract
-  )
-  manager = ckpt.create_manager(
+  step, variables = ckpt.restore_for_inference(
     os.path.join(workdir, "checkpoints"),
-    read_only=True,
-    async_save=False,
-    max_to_keep=config.checkpoint.max_to_keep,
+    config.eval.checkpoint,
+    abstract=abstract,
     best_metric=config.checkpoint.best_metric or None,
     best_mode=config.checkpoint.best_mode,
+    max_to_keep=config.checkpoint.max_to_keep,
+    mesh=mesh,
   )
-  try:
-    which = str(config.eval.checkpoint)
-    step = ckpt.resolve_step(
-      manager,
-      which,
-      metric=config.checkpoint.best_metric or None,
-      mode=config.checkpoint.best_mode,
-    )
-    # 'latest' falls back to the newest readable step; a named step must be that one.
-    candidates = [s for s in manager.all_steps() if s <= step] if which == "latest" else [step]
-    step, variables = ckpt.restore_newest(
-      manager, lambda s: ckpt.restore_variables(manager, s, target), steps=candidates
-    )
-  finally:
-    manager.close()
   log.info(
     "Evaluating step %d on %d examples of %s/%s",
     step,

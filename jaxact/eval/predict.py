@@ -53,7 +53,6 @@ import av
 import jax
 import ml_collections
 import numpy as np
-import orbax.checkpoint as ocp
 import tensorflow_datasets as tfds
 from tqdm import tqdm
 
@@ -443,62 +442,30 @@ class Predictor:
     directory = os.path.join(self.workdir, "checkpoints")
     if not os.path.isdir(directory):
       raise FileNotFoundError(f"No checkpoint in {self.workdir}: point --workdir at a trained run")
-    manager = ckpt.create_manager(directory, read_only=True, async_save=False)
+    self.config = ml_collections.ConfigDict(ckpt.read_config(directory))
+    self.class_names = list(class_names) if class_names else self._dataset_class_names()
+    self.model = build_model(self.config, len(self.class_names))
     try:
-      self.config = self._read_config(manager)
-      # Reopened with the run's own metric, so that 'best' ranks as training did.
-      manager.close()
-      manager = ckpt.create_manager(
+      self.step, self.variables = ckpt.restore_for_inference(
         directory,
-        read_only=True,
-        async_save=False,
-        max_to_keep=self.config.checkpoint.max_to_keep,
+        checkpoint,
+        abstract=self._abstract_variables(),
+        # the run's own metric, so that 'best' ranks as training did
         best_metric=self.config.checkpoint.best_metric or None,
         best_mode=self.config.checkpoint.best_mode,
+        max_to_keep=self.config.checkpoint.max_to_keep,
+        mesh=self.mesh,
       )
-      which = str(checkpoint)
-      step = ckpt.resolve_step(
-        manager,
-        which,
-        metric=self.config.checkpoint.best_metric or None,
-        mode=self.config.checkpoint.best_mode,
-      )
-      self.class_names = list(class_names) if class_names else self._dataset_class_names()
-      self.model = build_model(self.config, len(self.class_names))
-      target = self._abstract_variables()
-      candidates = [s for s in manager.all_steps() if s <= step] if which == "latest" else [step]
-      try:
-        self.step, self.variables = ckpt.restore_newest(
-          manager, lambda s: ckpt.restore_variables(manager, s, target), steps=candidates
-        )
-      except ckpt.CheckpointError as e:
-        if not class_names:
-          raise
-        raise ckpt.CheckpointError(
-          f"{e} The model was built for the {len(self.class_names)} given class names: "
-          "does the class names file list the run's classes, one a line?"
-        ) from None
-    finally:
-      manager.close()
+    except ckpt.CheckpointError as e:
+      if not class_names:
+        raise
+      raise ckpt.CheckpointError(
+        f"{e} The model was built for the {len(self.class_names)} given class names: "
+        "does the class names file list the run's classes, one a line?"
+      ) from None
     self.settings = build_settings(self.config.data)
     self.fusion_weights = {k: float(v) for k, v in self.config.eval.fusion_weights.items()}
     self._compiled: dict = {}
-
-  @staticmethod
-  def _read_config(manager) -> ml_collections.ConfigDict:
-    steps = sorted(manager.all_steps(), reverse=True)
-    if not steps:
-      raise FileNotFoundError(f"No checkpoint in {manager.directory}: train first")
-    errors = []
-    for step in steps:  # the same run: any readable step's config
-      try:
-        out = manager.restore(step, args=ocp.args.Composite(config=ocp.args.JsonRestore()))
-        return ml_collections.ConfigDict(dict(out.config))
-      except Exception as e:  # an unreadable step: try the one before
-        errors.append(f"step {step}: {type(e).__name__}")
-    raise ckpt.CheckpointError(
-      f"No checkpoint in {manager.directory} has a readable config ({', '.join(errors)})"
-    )
 
   def _dataset_class_names(self) -> list[str]:
     d = self.config.data
@@ -524,10 +491,7 @@ class Predictor:
     abstract = jax.eval_shape(
       lambda key: state_lib.init_variables(self.model, spec, key), jax.random.key(0)
     )
-    sharding = mesh_lib.replicated(self.mesh)
-    return jax.tree.map(
-      lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sharding), abstract
-    )
+    return abstract  # replicated on the mesh by ckpt.restore_for_inference
 
   # --- scoring ------------------------------------------------------------------
 

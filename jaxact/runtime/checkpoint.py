@@ -16,6 +16,11 @@ line and the newest readable step is used instead (:func:`restore_newest`);
 a training run moves the unreadable step aside to
 ``WORKDIR/checkpoints_unreadable/`` (nothing is deleted) so that it can save
 that step number again.
+
+Inference (evaluation, ``jaxact.eval.predict``, ``jaxact.eval.cam``) restores
+through one path: :func:`read_config` (the run's config) and
+:func:`restore_for_inference` (``latest|best|STEP`` → ``{'params',
+'batch_stats'}`` replicated on a mesh).
 """
 
 import dataclasses
@@ -173,6 +178,97 @@ def restore_variables(manager: ocp.CheckpointManager, step: int, target: Mapping
   """Restore only ``{'params', 'batch_stats'}`` of ``step`` (evaluation)."""
   out = manager.restore(step, args=ocp.args.Composite(model=ocp.args.StandardRestore(dict(target))))
   return dict(out.model)
+
+
+def read_config(directory: str | epath.Path) -> dict:
+  """The experiment config (JSON) stored with the run's checkpoints.
+
+  Any readable step's config (newest first): they are one run's.
+
+  Raises:
+    FileNotFoundError: no checkpoint in ``directory``.
+    CheckpointError: no step has a readable config.
+  """
+  manager = create_manager(directory, read_only=True, async_save=False)
+  try:
+    steps = sorted(manager.all_steps(), reverse=True)
+    if not steps:
+      raise FileNotFoundError(f"No checkpoint in {manager.directory}: train first")
+    errors = []
+    for step in steps:
+      try:
+        out = manager.restore(step, args=ocp.args.Composite(config=ocp.args.JsonRestore()))
+        return dict(out.config)
+      except Exception as e:  # an unreadable step: try the one before
+        errors.append(f"step {step}: {type(e).__name__}")
+    raise CheckpointError(
+      f"No checkpoint in {manager.directory} has a readable config ({', '.join(errors)})"
+    )
+  finally:
+    manager.close()
+
+
+def stored_model_shapes(manager: ocp.CheckpointManager, step: int) -> dict:
+  """The ``model`` item of ``step`` as a tree of shapes (tuples), read from its metadata."""
+  meta = manager.item_metadata(step).model
+  return jax.tree.map(lambda m: tuple(m.shape), dict(meta), is_leaf=lambda m: hasattr(m, "shape"))
+
+
+def restore_for_inference(
+  directory: str | epath.Path,
+  which: str | int = "latest",
+  *,
+  abstract: Any,
+  best_metric: str | None = None,
+  best_mode: str = "max",
+  max_to_keep: int = 3,
+  mesh: jax.sharding.Mesh | None = None,
+) -> tuple[int, dict]:
+  """Restore ``{'params', 'batch_stats'}`` of ``which`` for evaluation or inference.
+
+  ``'latest'`` falls back to the newest readable step at or before it
+  (:func:`restore_newest`); ``'best'`` (by ``best_metric``) or a step number
+  must be that very step.
+
+  Args:
+    directory: ``WORKDIR/checkpoints``.
+    which: ``'latest'``, ``'best'`` or a step number.
+    abstract: the variables' tree of ``jax.ShapeDtypeStruct`` (shardings are
+      replaced by replication on ``mesh``), or a function of a step's stored
+      shapes (:func:`stored_model_shapes`) that returns it.
+    best_metric, best_mode, max_to_keep: the run's ``config.checkpoint``.
+    mesh: defaults to all devices.
+
+  Returns:
+    ``(step, variables)``.
+
+  Raises:
+    FileNotFoundError: no checkpoint, or not the requested one.
+    CheckpointError: no candidate step can be read.
+  """
+  mesh = mesh or mesh_lib.create_mesh()
+  sharding = mesh_lib.replicated(mesh)
+  manager = create_manager(
+    directory,
+    read_only=True,
+    async_save=False,
+    max_to_keep=max_to_keep,
+    best_metric=best_metric or None,
+    best_mode=best_mode,
+  )
+
+  def restore(step):
+    tree = abstract(stored_model_shapes(manager, step)) if callable(abstract) else abstract
+    target = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sharding), tree)
+    return restore_variables(manager, step, target)
+
+  try:
+    which = str(which)
+    step = resolve_step(manager, which, metric=best_metric or None, mode=best_mode)
+    candidates = [s for s in manager.all_steps() if s <= step] if which == "latest" else [step]
+    return restore_newest(manager, restore, steps=candidates)
+  finally:
+    manager.close()
 
 
 def restore_loader_state(manager: ocp.CheckpointManager, step: int) -> bytes | None:

@@ -4,8 +4,10 @@ r"""Grad-CAM pictures of a trained two-stream network on a video.
       [--class K|NAME] [--layer conv5|conv4|conv3] [--logit head|stream] \
       [--stream both|spatial|temporal] [--step latest|N] [--windows N]
 
-For each video (a file or a folder of frames): decode, TV-L1 flow as the
-dataset build computes it, ``--windows`` evaluation clips (default
+For each video (a file, a folder of frames or a rawframes folder): the input
+path of ``python -m jaxact.tools.predict`` (decode, TV-L1 flow and JPEG round
+trip as the dataset build does them; ``--short-side`` / ``--flow-preset``
+override the build's), ``--windows`` evaluation clips (default
 ``config.data.eval_clips``) sampled and centre-cropped as in evaluation, then
 Grad-CAM (``jaxact.eval.cam``) of the class (default: the network's
 prediction per window) for the spatial stream on the RGB frames and the
@@ -26,17 +28,20 @@ run (exit status 1).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 from typing import Any
 
 import jax
+import ml_collections
 import numpy as np
-import orbax.checkpoint as ocp
 
 from jaxact import models
 from jaxact.data import datasets, video
+from jaxact.data.datasets.base import FLOW_PRESETS
 from jaxact.eval import cam as cam_lib
+from jaxact.eval import predict
 from jaxact.models import two_stream
 from jaxact.runtime import checkpoint as ckpt
 from jaxact.runtime import state as state_lib
@@ -55,34 +60,40 @@ def load_run(workdir: str, step: str = "latest") -> tuple[Any, dict, dict, int, 
   directory = os.path.join(workdir, "checkpoints")
   if not os.path.isdir(directory):
     raise CamError(f"{directory} does not exist: --workdir must be a trained run")
-  manager = ckpt.create_manager(directory, read_only=True, async_save=False)
-  try:
-    chosen = ckpt.resolve_step(manager, step)
-    candidates = [s for s in manager.all_steps() if s <= chosen] if step == "latest" else [chosen]
-
-    def restore(s):
-      out = manager.restore(
-        s, args=ocp.args.Composite(model=ocp.args.StandardRestore(), config=ocp.args.JsonRestore())
-      )
-      return out.model, dict(out.config)
-
-    chosen, (raw, config) = ckpt.restore_newest(manager, restore, steps=candidates)
-  finally:
-    manager.close()
+  config = ckpt.read_config(directory)
   model_cfg = dict(config["model"])
   if model_cfg.get("name") not in two_stream.TWO_STREAM_MODELS:
     raise CamError(
       f"the run's model {model_cfg.get('name')!r} is not a two-stream network "
       f"({', '.join(two_stream.TWO_STREAM_MODELS)})"
     )
-  num_classes = int(np.shape(raw["params"]["classifier"]["bias"])[0])
   overrides = {
     k: v for k, v in dict(model_cfg.get("overrides") or {}).items() if k not in ("dtype",)
   }
-  model = models.create(model_cfg["name"], num_classes=num_classes, **overrides)
   data = dict(config["data"])
-  variables = jax.tree.map(np.asarray, {"params": raw["params"], "batch_stats": raw["batch_stats"]})
-  return model, variables, config, int(chosen), _class_names(data, num_classes)
+  built: dict[int, Any] = {}
+
+  def abstract(shapes):
+    # The number of classes is the stored classifier's.
+    num_classes = int(shapes["params"]["classifier"]["bias"][0])
+    model = built[num_classes] = models.create(
+      model_cfg["name"], num_classes=num_classes, **overrides
+    )
+    spec = {
+      "rgb": jax.ShapeDtypeStruct(_input_shape(data, 3), np.float32),
+      "flow": jax.ShapeDtypeStruct(_input_shape(data, 2 * int(data["flow_length"])), np.float32),
+    }
+    return jax.eval_shape(lambda: state_lib.init_variables(model, spec, jax.random.key(0)))
+
+  chosen, variables = ckpt.restore_for_inference(directory, step, abstract=abstract)
+  num_classes = int(np.shape(variables["params"]["classifier"]["bias"])[0])
+  variables = jax.tree.map(np.asarray, variables)
+  return built[num_classes], variables, config, int(chosen), _class_names(data, num_classes)
+
+
+def _input_shape(data: dict, channels: int) -> tuple[int, ...]:
+  size = int(data["image_size"])
+  return (1, int(data["num_steps"]), size, size, channels)
 
 
 def _class_names(data: dict, num_classes: int) -> list[str]:
@@ -134,47 +145,27 @@ def run_video(
   logit: str,
   streams: tuple[str, ...],
   num_windows: int,
-  short_side: int,
-  flow_preset: str,
+  settings: predict.BuildSettings,
   max_frames: int | None = None,
 ) -> list[str]:
   """Grad-CAM pictures of one video; returns the written files."""
   data = dict(config["data"])
   batch = cam_lib.video_windows(
-    path,
-    data,
-    num_windows=num_windows,
-    short_side=short_side,
-    flow_preset=flow_preset,
-    max_frames=max_frames,
+    path, data, settings=settings, num_windows=num_windows, max_frames=max_frames
   )
   _check_variables(model, variables, batch)
-  result = cam_lib.grad_cam(
+  return cam_lib.write_cam_pictures(
+    out_dir,
+    video_stem(path),
     model,
     variables,
-    cam_lib.normalized(batch),
-    layer=layer,
+    batch,
+    class_names=class_names,
     target=target,
+    layer=layer,
     logit=logit,
     streams=streams,
   )
-  stem = video_stem(path)
-  written = []
-  for k in range(len(result.target)):
-    heading = f"{stem}, window {k + 1}/{len(result.target)}: " + cam_lib.title(
-      result, k, class_names, logit, layer
-    )
-    written.append(
-      cam_lib.write_grid(
-        os.path.join(out_dir, f"{stem}_w{k}.png"), result, batch, k, heading=heading
-      )
-    )
-  written.append(
-    cam_lib.write_animation(
-      os.path.join(out_dir, f"{stem}.gif"), cam_lib.animation_frames(result, batch)
-    )
-  )
-  return written
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -208,7 +199,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
   p.add_argument(
     "--flow-preset",
     default=None,
-    choices=tuple(cam_lib.FLOW_PRESETS),
+    choices=tuple(FLOW_PRESETS),
     help="TV-L1 parameters (default: the dataset build's)",
   )
   p.add_argument("--max-frames", type=int, default=0, help="decode at most this many frames")
@@ -224,7 +215,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"error: {e}", file=sys.stderr)
     return 2
   data = dict(config["data"])
-  short_side, preset = cam_lib.dataset_build_settings(data)
+  # The dataset build's decode size and TV-L1 preset, unless overridden.
+  settings = predict.build_settings(ml_collections.ConfigDict(data))
+  if args.short_side:
+    settings = dataclasses.replace(settings, short_side=args.short_side)
+  if args.flow_preset:
+    settings = dataclasses.replace(settings, flow_preset=args.flow_preset)
   streams = cam_lib.STREAMS if args.stream == "both" else (args.stream,)
   failed = 0
   for path in args.videos:
@@ -241,11 +237,10 @@ def main(argv: list[str] | None = None) -> int:
         logit=args.logit,
         streams=streams,
         num_windows=args.windows or int(data.get("eval_clips", 1)),
-        short_side=args.short_side or short_side,
-        flow_preset=args.flow_preset or preset,
+        settings=settings,
         max_frames=args.max_frames or None,
       )
-    except video.VideoDecodeError as e:
+    except (video.VideoDecodeError, predict.PredictError) as e:
       print(f"error: {e}", file=sys.stderr)
       failed += 1
       continue

@@ -16,24 +16,35 @@ In a notebook: ``table = report.report(["runs/ucf_a1", "runs/ucf_a2"])``, then
 """
 
 import argparse
-import dataclasses
 import json
-import math
 import os
 import re
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
-
-import numpy as np
 
 # Not jaxact.eval.evaluate: the report needs no JAX, and starts in a second.
 from jaxact.eval import figures
 from jaxact.eval.figures import RESULTS_FILE
+from jaxact.eval.table import MEAN_COLUMN, METRICS, STREAMS, Table, table
 
-STREAMS = ("spatial", "temporal", "fused", "head")
-METRICS = (("top1", "top-1"), ("top5", "top-5"), ("mean_class", "mean-class"))
-MEAN_COLUMN = "mean"
+__all__ = [
+  "MEAN_COLUMN",
+  "METRICS",
+  "STREAMS",
+  "ResultsError",
+  "Table",
+  "load_results",
+  "main",
+  "report",
+  "results_file",
+  "run_names",
+  "table",
+]
+
+
+def _is_number(x: Any) -> bool:
+  return isinstance(x, (int, float)) and not isinstance(x, bool)
 
 
 class ResultsError(ValueError):
@@ -74,82 +85,11 @@ def load_results(path: str) -> dict:
   return results
 
 
-def _is_number(x: Any) -> bool:
-  return isinstance(x, (int, float)) and not isinstance(x, bool)
-
-
-@dataclasses.dataclass
-class Table:
-  """Runs side by side.
-
-  Attributes:
-    columns: one name per run, then ``'mean'`` when there are several runs.
-    rows: ``(label, values)``, one value per column: ``step``, ``split``,
-      ``examples``, ``views`` (no mean), then ``'<stream> <metric>'``
-      accuracies as fractions; None where a run has no such value.
-  """
-
-  columns: list[str]
-  rows: list[tuple[str, list[Any]]]
-
-  def to_dict(self) -> dict[str, dict[str, Any]]:
-    """``{row label: {column: value}}``."""
-    return {label: dict(zip(self.columns, values)) for label, values in self.rows}
-
-  def format(self) -> str:
-    """Plain text, accuracies in percent."""
-    cells = [[label] + [_cell(label, v) for v in values] for label, values in self.rows]
-    header = ["", *self.columns]
-    widths = [max(len(str(r[i])) for r in [header, *cells]) for i in range(len(header))]
-    lines = [
-      "  ".join(f"{c:<{w}}" if i == 0 else f"{c:>{w}}" for i, (c, w) in enumerate(zip(r, widths)))
-      for r in [header, *cells]
-    ]
-    return "\n".join(line.rstrip() for line in lines)
-
-  def __str__(self) -> str:
-    return self.format()
-
-
-def _cell(label: str, value: Any) -> str:
-  if value is None:
-    return "-"
-  if label.split(" ")[0] in STREAMS:
-    return f"{100 * value:.2f}" if math.isfinite(value) else "nan"
-  return str(value)
-
-
 def run_names(paths: Sequence[str]) -> list[str]:
   """Column names: each run directory's name, or the paths as given when names repeat."""
   dirs = [os.path.normpath(p if os.path.isdir(p) else os.path.dirname(p) or ".") for p in paths]
   names = [os.path.basename(os.path.abspath(d)) for d in dirs]
   return names if len(set(names)) == len(names) else dirs
-
-
-def table(runs: Mapping[str, Mapping]) -> Table:
-  """The table of ``runs`` (column name → ``eval_results.json`` content)."""
-  results = list(runs.values())
-  several = len(results) > 1
-  columns = list(runs) + ([MEAN_COLUMN] if several else [])
-
-  def info(label, fn):
-    return (label, [fn(r) for r in results] + ([None] if several else []))
-
-  rows = [
-    info("step", lambda r: r.get("step")),
-    info("split", lambda r: "/".join(str(r[k]) for k in ("dataset", "split") if r.get(k)) or None),
-    info("examples", lambda r: r.get("num_examples")),
-    info("views", lambda r: r.get("views")),
-  ]
-  for stream in STREAMS:
-    if not any(stream in r for r in results):
-      continue
-    for key, name in METRICS:
-      values = [float(r[stream][key]) if stream in r else None for r in results]
-      if several:
-        values.append(None if None in values else float(np.mean(values)))
-      rows.append((f"{stream} {name}", values))
-  return Table(columns, rows)
 
 
 def picture_dirs(paths: Sequence[str], out: str | None) -> list[str]:

@@ -6,13 +6,16 @@ import sys
 from pathlib import Path
 
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 import pytest
 from PIL import Image
 
 import jaxact.models as models
 from jaxact.config import get_base_config
-from jaxact.data import video
+from jaxact.data import pipeline, video
+from jaxact.eval import cam as cam_lib
+from jaxact.eval import predict
 from jaxact.runtime import checkpoint as ckpt
 from jaxact.runtime.state import TrainState
 from jaxact.tools import cam as cam_tool
@@ -129,3 +132,20 @@ def test_cli_options_class_layer_logit_stream(tmp_path, capsys):
     assert gif.n_frames == T
   assert cam_tool.main(args[:-8] + ["--class", "jump"]) == 2
   assert "--class 'jump'" in capsys.readouterr().err
+
+
+def test_windows_are_what_evaluation_sees_of_the_stored_video(tmp_path):
+  """cam's windows are predict's stored-like example sampled by pipeline.EvalSample."""
+  clip = str(tmp_path / "square.mp4")
+  _moving_square(clip)
+  data = _config()["data"]
+  settings = predict.build_settings(ml_collections.ConfigDict(data))
+  windows = cam_lib.video_windows(clip, data, settings=settings, num_windows=2)
+  example = predict.load_video(clip, settings)
+  views = pipeline.EvalSample(
+    [example], ml_collections.ConfigDict({**data, "eval_clips": 2, "eval_crops": 1}), 0, 1
+  ).map(0)
+  assert windows["num_frames"] == example["num_frames"] == 10
+  np.testing.assert_array_equal(windows["rgb"], views["rgb"])
+  np.testing.assert_array_equal(windows["flow"], views["flow"])
+  assert windows["frames"].shape == (2, T)
