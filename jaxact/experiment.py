@@ -171,14 +171,7 @@ def _grad_cam_of_test_clips(config, workdir, results, *, model, loader, mesh) ->
     log.warning("eval.explain_examples: %s is not a two-stream network", config.model.name)
     return []
   batch = next(iter(loader))
-  spec = {
-    k: jax.ShapeDtypeStruct((1,) + v.shape[2:], v.dtype)
-    for k, v in batch.items()
-    if k in ("rgb", "flow")
-  }
-  abstract = jax.eval_shape(
-    lambda key: state_lib.init_variables(model, spec, key), jax.random.key(0)
-  )
+  abstract = state_lib.abstract_variables_for(model, batch)
   # Every process restores (a collective); process 0 draws.
   _, variables = ckpt.restore_for_inference(
     os.path.join(workdir, "checkpoints"), results["step"], abstract=abstract, mesh=mesh

@@ -33,6 +33,8 @@ import zlib
 
 import numpy as np
 
+from jaxact.data import transforms
+
 RECIPES = ("paper_a", "paper_b", "baseline", "none")
 
 # Keys with one entry per evaluation view (leading V axis in eval_params).
@@ -238,24 +240,7 @@ def eval_params(frame_hw, cfg) -> dict:
   frame.resize_short(cfg.resize_short)
   if min(frame.h, frame.w) < size:
     frame.resize_short(size)
-  h, w = frame.h, frame.w
-  if n == 1:
-    windows = [((h - size) // 2, (w - size) // 2)]
-  elif n == 3:
-    if w >= h:
-      windows = [((h - size) // 2, x) for x in (0, (w - size) // 2, w - size)]
-    else:
-      windows = [(y, (w - size) // 2) for y in (0, (h - size) // 2, h - size)]
-  elif n == 10:
-    windows = [
-      (0, 0),
-      (0, w - size),
-      (h - size, 0),
-      (h - size, w - size),
-      ((h - size) // 2, (w - size) // 2),
-    ]
-  else:
-    raise ValueError(f"eval_crops must be 1, 3 or 10, got {n}")
+  windows = transforms.eval_crop_windows(frame.h, frame.w, size, n)
   views = [(y, x, False) for y, x in windows]
   if n == 10:
     views += [(y, x, True) for y, x in windows]

@@ -429,27 +429,34 @@ def eval_crops(rgb, flow, *, size: int, num_crops: int):
   if min(h, w) < size:
     rgb, flow = resize_short(rgb, flow, size)
     h, w = rgb.shape[1:3]
+  windows = eval_crop_windows(h, w, size, num_crops)
+  views = [crop(rgb, flow, y, x, size, size) for y, x in windows]
+  if num_crops == 10:
+    views += [hflip(r, f) for r, f in views]
+  return (np.stack([v[0] for v in views]), np.stack([v[1] for v in views]))
+
+
+def eval_crop_windows(h: int, w: int, size: int, num_crops: int) -> list[tuple[int, int]]:
+  """Top-left corners ``(y, x)`` of the unflipped evaluation crops of an ``h × w`` frame.
+
+  1: the centre; 3: start, centre and end along the long side; 10: the four
+  corners and the centre (whose mirrors are the other five views).
+  """
   if num_crops == 1:
-    windows = [((h - size) // 2, (w - size) // 2)]
-  elif num_crops == 3:
+    return [((h - size) // 2, (w - size) // 2)]
+  if num_crops == 3:
     if w >= h:
-      windows = [((h - size) // 2, x) for x in (0, (w - size) // 2, w - size)]
-    else:
-      windows = [(y, (w - size) // 2) for y in (0, (h - size) // 2, h - size)]
-  elif num_crops == 10:
-    windows = [
+      return [((h - size) // 2, x) for x in (0, (w - size) // 2, w - size)]
+    return [(y, (w - size) // 2) for y in (0, (h - size) // 2, h - size)]
+  if num_crops == 10:
+    return [
       (0, 0),
       (0, w - size),
       (h - size, 0),
       (h - size, w - size),
       ((h - size) // 2, (w - size) // 2),
     ]
-  else:
-    raise ValueError(f"eval_crops must be 1, 3 or 10, got {num_crops}")
-  views = [crop(rgb, flow, y, x, size, size) for y, x in windows]
-  if num_crops == 10:
-    views += [hflip(r, f) for r, f in views]
-  return (np.stack([v[0] for v in views]), np.stack([v[1] for v in views]))
+  raise ValueError(f"eval_crops must be 1, 3 or 10, got {num_crops}")
 
 
 def eval_view_flips(num_crops: int) -> np.ndarray:

@@ -70,14 +70,7 @@ def evaluate_checkpoint(
   mesh = mesh or mesh_lib.create_mesh()
   iterator = iter(loader)
   first = next(iterator)
-  spec = {
-    k: jax.ShapeDtypeStruct((1,) + v.shape[2:], v.dtype)
-    for k, v in first.items()
-    if k in ("rgb", "flow")
-  }
-  abstract = jax.eval_shape(
-    lambda key: state_lib.init_variables(model, spec, key), jax.random.key(0)
-  )
+  abstract = state_lib.abstract_variables_for(model, first)
   step, variables = ckpt.restore_for_inference(
     os.path.join(workdir, "checkpoints"),
     config.eval.checkpoint,

@@ -46,6 +46,21 @@ def init_variables(
   return {"params": variables["params"], "batch_stats": variables.get("batch_stats", {})}
 
 
+def abstract_variables_for(model: nn.Module, eval_batch: Mapping[str, Any]) -> dict[str, Any]:
+  """Shapes of ``{'params', 'batch_stats'}`` for the inputs of an evaluation batch.
+
+  ``eval_batch['rgb']`` / ``['flow']`` are ``(B, V, T, H, W, C)``; nothing
+  is computed (``jax.eval_shape``). This is the restore target of a
+  parameters-only restore (evaluation, the demo's Grad-CAM).
+  """
+  spec = {
+    k: jax.ShapeDtypeStruct((1,) + v.shape[2:], v.dtype)
+    for k, v in eval_batch.items()
+    if k in ("rgb", "flow")
+  }
+  return jax.eval_shape(lambda key: init_variables(model, spec, key), jax.random.key(0))
+
+
 def create_train_state(
   model: nn.Module,
   tx: optax.GradientTransformation,
