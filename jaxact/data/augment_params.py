@@ -108,20 +108,6 @@ def _pack(
   }
 
 
-def _erasing_rect(rng, h, w, cfg):
-  """``transforms.erasing_rect`` (same draws)."""
-  if rng.random() >= cfg.erasing_prob:
-    return None
-  area, aspect = tuple(cfg.erasing_area), tuple(cfg.erasing_aspect)
-  for _ in range(10):
-    a = rng.uniform(*area) * h * w
-    r = math.exp(rng.uniform(math.log(aspect[0]), math.log(aspect[1])))
-    eh, ew = round(math.sqrt(a * r)), round(math.sqrt(a / r))
-    if 0 < eh < h and 0 < ew < w:
-      return (int(rng.integers(0, h - eh + 1)), int(rng.integers(0, w - ew + 1)), eh, ew)
-  return None
-
-
 def _paper_a(rng, frame: _Frame, cfg, num_frames: int) -> dict:
   size = cfg.image_size
   frame.resize_short(cfg.resize_short)
@@ -133,7 +119,14 @@ def _paper_a(rng, frame: _Frame, cfg, num_frames: int) -> dict:
     if cfg.rotation_degrees > 0
     else 0.0
   )
-  rect = _erasing_rect(rng, h, w, cfg)
+  rect = transforms.erasing_rect(
+    rng,
+    h,
+    w,
+    prob=cfg.erasing_prob,
+    area=tuple(cfg.erasing_area),
+    aspect=tuple(cfg.erasing_aspect),
+  )
   top = int(rng.integers(0, h - size + 1))
   left = int(rng.integers(0, w - size + 1))
   erase, seed = (0, 0, 0, 0), 0
@@ -160,19 +153,13 @@ def _paper_a(rng, frame: _Frame, cfg, num_frames: int) -> dict:
 def _paper_b(rng, frame: _Frame, cfg) -> dict:
   size = cfg.image_size
   h, w = frame.h, frame.w
-  base = min(cfg.crop_base, h, w)
-  lo, hi = tuple(cfg.scale_jitter)
-  r = math.exp(rng.uniform(math.log(lo), math.log(hi)))
-  cw = min(w, max(1, round(base * math.sqrt(r))))
-  ch = min(h, max(1, round(base / math.sqrt(r))))
-  top = int(rng.integers(0, h - ch + 1))
-  left = int(rng.integers(0, w - cw + 1))
+  top, left, ch, cw = transforms.jittered_crop_box(
+    rng, h, w, base=cfg.crop_base, aspect=tuple(cfg.scale_jitter)
+  )
   jitter, order, factors = False, (0, 1, 2), (1.0, 1.0, 1.0)
-  s = cfg.color_jitter
-  if s > 0:
+  if cfg.color_jitter > 0:
     jitter = True
-    order = tuple(int(o) for o in rng.permutation(3))
-    factors = tuple(float(rng.uniform(1 - s, 1 + s)) for _ in order)
+    order, factors = transforms.color_jitter_draws(rng, cfg.color_jitter)
   flip = bool(rng.random() < cfg.flip_prob)
   m = _translate(left, top) @ _scale(cw / size, ch / size)
   if flip:

@@ -241,15 +241,23 @@ def random_resized_crop(
   The crop has area ``base²`` (limited by the frame) and aspect ratio
   log-uniform in ``aspect``; flow displacements are rescaled per axis.
   """
-  h, w = rgb.shape[1:3]
+  top, left, ch, cw = jittered_crop_box(rng, *rgb.shape[1:3], base=base, aspect=aspect)
+  rgb, flow = crop(rgb, flow, top, left, ch, cw)
+  return resize(rgb, flow, (size, size))
+
+
+def jittered_crop_box(
+  rng: np.random.Generator, h: int, w: int, *, base: int, aspect: tuple[float, float]
+) -> tuple[int, int, int, int]:
+  """Paper B's crop ``(top, left, h, w)`` of an ``h × w`` frame: area ``base²``
+  (limited by the frame), aspect ratio log-uniform in ``aspect``."""
   base = min(base, h, w)
   r = math.exp(rng.uniform(math.log(aspect[0]), math.log(aspect[1])))
   cw = min(w, max(1, round(base * math.sqrt(r))))
   ch = min(h, max(1, round(base / math.sqrt(r))))
   top = int(rng.integers(0, h - ch + 1))
   left = int(rng.integers(0, w - cw + 1))
-  rgb, flow = crop(rgb, flow, top, left, ch, cw)
-  return resize(rgb, flow, (size, size))
+  return top, left, ch, cw
 
 
 def color_jitter(rng: np.random.Generator, rgb: np.ndarray, strength: float) -> np.ndarray:
@@ -265,8 +273,7 @@ def color_jitter(rng: np.random.Generator, rgb: np.ndarray, strength: float) -> 
   weights = np.asarray([0.299, 0.587, 0.114])
   mean_rgb = rgb[:, ::4, ::4].reshape(-1, 3).mean(0)  # contrast pivot
   m, b = np.eye(3), np.zeros(3)
-  for op in rng.permutation(3):
-    f = float(rng.uniform(1 - strength, 1 + strength))
+  for op, f in zip(*color_jitter_draws(rng, strength)):
     if op == 0:  # brightness
       m, b = f * m, f * b
     elif op == 1:  # contrast around the current mean grey
@@ -277,6 +284,16 @@ def color_jitter(rng: np.random.Generator, rgb: np.ndarray, strength: float) -> 
       m, b = sat @ m, sat @ b
   matrix = tuple(float(v) for row in np.concatenate([m, b[:, None]], 1) for v in row)
   return _per_frame(rgb, lambda im: im.convert("RGB", matrix))
+
+
+def color_jitter_draws(
+  rng: np.random.Generator, strength: float
+) -> tuple[tuple[int, ...], tuple[float, ...]]:
+  """The colour jitter's random numbers: the order of (brightness, contrast,
+  saturation) = (0, 1, 2) and each op's factor in ``[1-s, 1+s]``."""
+  order = tuple(int(o) for o in rng.permutation(3))
+  factors = tuple(float(rng.uniform(1 - strength, 1 + strength)) for _ in order)
+  return order, factors
 
 
 def random_flip(rng: np.random.Generator, rgb, flow, prob: float):
