@@ -3,6 +3,7 @@
 import jax
 import numpy as np
 import pytest
+from moving_square import moving_square
 
 from jaxact.flow import batching
 
@@ -15,23 +16,9 @@ PARAMS = {
 }
 
 
-def _frames(t, h=32, w=40, step=2, offset=0):
-  """A textured square moving right by ``step`` px per frame."""
-  yy, xx = np.mgrid[0:h, 0:w]
-  base = 90 + 40 * np.sin(xx / 3.0) * np.cos(yy / 4.0)
-  out = np.empty((t, h, w, 3), np.uint8)
-  for i in range(t):
-    img = base.copy()
-    x0 = 6 + offset + step * i
-    patch = 200 + 40 * np.sin((xx[8:22, x0 : x0 + 12] - x0) / 2.0)
-    img[8:22, x0 : x0 + 12] = patch
-    out[i] = np.repeat(np.clip(img, 0, 255)[..., None], 3, -1)
-  return out
-
-
 def test_batcher_mixes_videos_and_sizes():
   # Pairs of different videos share batches; sizes are batched apart.
-  vids = {"a": _frames(3), "b": _frames(4, offset=2), "c": _frames(3, h=24, w=32)}
+  vids = {"a": moving_square(3), "b": moving_square(4, offset=2), "c": moving_square(3, h=24, w=32)}
   got = {k: f for k, _, f in batching.iter_flows(vids.items(), batch_size=4, **PARAMS)}
   assert sorted(got) == ["a", "b", "c"]
   for k, frames in vids.items():
@@ -60,7 +47,7 @@ def test_batch_size_by_device_kind():
 
 def test_single_pairs_give_the_batched_flow():
   # The CPU batch (1) and a padded batch of 4 give the same uint8 flow.
-  vids = {"a": _frames(4), "b": _frames(3, offset=2)}
+  vids = {"a": moving_square(4), "b": moving_square(3, offset=2)}
   one = {k: f for k, _, f in batching.iter_flows(vids.items(), batch_size=1, **PARAMS)}
   four = {k: f for k, _, f in batching.iter_flows(vids.items(), batch_size=4, **PARAMS)}
   for k in vids:

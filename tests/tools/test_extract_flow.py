@@ -5,6 +5,7 @@ import os
 
 import numpy as np
 import pytest
+from moving_square import moving_square
 from PIL import Image
 
 from jaxact.data import build, datasets, frame_formats
@@ -26,30 +27,16 @@ FAST = base.FLOW_PRESETS["fast"]
 PARAM_ARGS = [a for k, v in PARAMS.items() for a in ("--param", f"{k}={v}")]
 
 
-def _frames(t, h=32, w=40, step=2, offset=0):
-  """A textured square moving right by ``step`` px per frame."""
-  yy, xx = np.mgrid[0:h, 0:w]
-  base = 90 + 40 * np.sin(xx / 3.0) * np.cos(yy / 4.0)
-  out = np.empty((t, h, w, 3), np.uint8)
-  for i in range(t):
-    img = base.copy()
-    x0 = 6 + offset + step * i
-    patch = 200 + 40 * np.sin((xx[8:22, x0 : x0 + 12] - x0) / 2.0)
-    img[8:22, x0 : x0 + 12] = patch
-    out[i] = np.repeat(np.clip(img, 0, 255)[..., None], 3, -1)
-  return out
-
-
 @pytest.fixture
 def inputs(tmp_path):
   d = tmp_path / "videos" / "walk"
   d.mkdir(parents=True)
-  video_io.write_video(d / "a.mp4", _frames(6))
-  video_io.write_video(d / "b.avi", _frames(4, offset=3), codec="mpeg4", quality="normal")
+  video_io.write_video(d / "a.mp4", moving_square(6))
+  video_io.write_video(d / "b.avi", moving_square(4, offset=3), codec="mpeg4", quality="normal")
   (d / "broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"junk" * 500)
   folder = tmp_path / "frames" / "c"
   folder.mkdir(parents=True)
-  for i, f in enumerate(_frames(5, offset=1), start=1):
+  for i, f in enumerate(moving_square(5, offset=1), start=1):
     Image.fromarray(f).save(folder / f"img_{i:05d}.png")
   return tmp_path
 
