@@ -3,6 +3,10 @@
 For each op T: ``T(flow(f0, f1))`` must match ``flow(T(f0), T(f1))`` (OpenCV
 DualTVL1, the independent reference) up to TV-L1 error, and clearly better
 than the naive version that moves pixels but forgets to transform vectors.
+Both paths are checked: the CPU reference (``transforms``) and the device
+augmentation the steps run (``device_augment``; measured mean errors in px:
+flip 0.04, resize 0.07, rotation 0.06, paper A's whole geometry 0.07, against
+3.3 / 0.96 / 0.86 / 4.3 with the vectors left untransformed).
 """
 
 import math
@@ -11,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFilter
 
-from jaxact.data import config, transforms
+from jaxact.data import augment_params, canvas, config, device_augment, transforms
 
 cv2 = pytest.importorskip("cv2", reason="OpenCV (test extra) is the TV-L1 reference")
 
@@ -207,3 +211,61 @@ def test_color_jitter_equals_sequential_ops():
       x = (x - (x @ w)[..., None]) * f + (x @ w)[..., None]
   ref = np.clip(np.rint(x), 0, 255)
   assert np.abs(got.astype(int) - ref).max() <= 1
+
+
+# --- the device path: the same geometry check on jaxact.data.device_augment ---
+
+
+def _device(params, rgb, flow):
+  """One example through ``device_augment.augment`` (T = 1, L = 1)."""
+  h, w = rgb.shape[1:3]
+  r, f = canvas.pack(rgb, flow, h * w)
+  size = int(params.pop("size"))
+  out = device_augment.augment(
+    augment_params.stack_params([params]), r[None], f[None], out_size=size, recipe="baseline"
+  )
+  return np.asarray(out[0][0]), np.asarray(out[1][0])
+
+
+def _device_case(name):
+  """Parameters of one device geometry (a ``size`` key = the output side)."""
+  cfg = config.get_data_config()
+  cfg.rotation_degrees, cfg.erasing_prob, cfg.flip_prob = 20.0, 0.0, 1.0
+  rng = np.random.default_rng(4)
+  if name == "flip":
+    cfg.resize_short = cfg.image_size = 96
+    p = augment_params.draw_params(rng, "baseline", (96, 96), cfg)
+  elif name == "resize":
+    cfg.resize_short = cfg.image_size = 144
+    p = augment_params.draw_params(rng, "none", (96, 96), cfg)
+  elif name == "rotation":
+    m = augment_params._rotation(25.0, 48.0, 48.0)
+    p = augment_params._pack(m, augment_params._Frame((96, 96)), flip=False)
+    cfg.image_size = 96
+  else:  # paper A's whole geometry: resize, rotation, crop and flip in one resample
+    cfg.resize_short, cfg.image_size = 120, 104
+    p = augment_params.draw_params(rng, "paper_a", (96, 96), cfg)
+    assert bool(p["flip"])
+  p["size"] = cfg.image_size
+  return p
+
+
+@pytest.mark.parametrize("name", ["flip", "resize", "rotation", "paper_a"])
+def test_device_geometry_agrees_with_opencv_tvl1(pair, name):
+  """``device(flow(f0, f1))`` matches ``flow(device(f0), device(f1))``, and
+  beats by 3× the same resampling with the vectors left untransformed."""
+  f0, f1 = pair
+  q = transforms.flow_to_uint8(_tvl1(f0, f1))[None]
+  params = _device_case(name)
+  r0, tq = _device(dict(params), f0[None], q)
+  r1, _ = _device(dict(params), f1[None], q)
+  naive = dict(params, flow_matrix=np.eye(2, dtype=np.float32))
+  _, nq = _device(naive, f0[None], q)
+  ref = _tvl1(r0[0], r1[0])
+  s = ref.shape[0]
+  yy, xx = np.mgrid[0:s, 0:s]
+  region = (yy - (s - 1) / 2) ** 2 + (xx - (s - 1) / 2) ** 2 < (0.3 * s) ** 2
+  err = np.abs(transforms.flow_to_float(tq[0]) - ref)[region].mean()
+  naive_err = np.abs(transforms.flow_to_float(nq[0]) - ref)[region].mean()
+  assert err < 0.3, err
+  assert err < naive_err / 3, (err, naive_err)
