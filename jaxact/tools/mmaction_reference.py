@@ -10,7 +10,8 @@ independent transforms:
 
 * paper A: resize short side (``cv2.resize`` bilinear), rotation of the whole
   frame (``cv2.warpAffine``; RGB fill 0, flow fill 128; flow vectors
-  dequantised ``v·40/255 − 20``, rotated, requantised), random erasing (RGB
+  dequantised ``v·40/255 − 20``, rotated, requantised, in one
+  ``cv2.addWeighted`` per plane), random erasing (RGB
   uniform noise, flow 128), random crop by slicing, flip (x channels
   ``255 − x``);
 * paper B: jittered crop by slicing, ``cv2.resize`` of every frame and flow
@@ -36,8 +37,6 @@ import cv2
 import numpy as np
 
 from jaxact.data import sampling, transforms
-
-_BOUND = 20.0  # flow quantisation bound (jaxact.flow.quantize)
 
 
 def load_clip(folder: str, rgb_idx, flow_idx) -> tuple[np.ndarray, np.ndarray]:
@@ -107,15 +106,18 @@ def rotate(rgb: np.ndarray, flow: np.ndarray, degrees: float):
     im, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=fill
   )
   rgb = np.stack([warp(f, (0, 0, 0)) for f in rgb])
-  planes = _planes(flow, lambda im: warp(im, 128)).astype(np.float32) * (2 * _BOUND / 255) - _BOUND
-  fx, fy = planes[:, 0::2], planes[:, 1::2]
+  flow = _planes(flow, lambda im: warp(im, 128))
+  # Dequantise (v·40/255 − 20), rotate, requantise: linear in v, so one
+  # saturating, rounding cv2.addWeighted per plane, offset 127.5 (1 − wp − wq).
   a = math.radians(degrees)
-  c, s = math.cos(a), math.sin(a)
-  out = np.empty_like(planes)
-  out[:, 0::2] = c * fx + s * fy  # the rotation matrix of getRotationMatrix2D
-  out[:, 1::2] = -s * fx + c * fy
-  q = np.rint((out + _BOUND) * (255 / (2 * _BOUND)))
-  return rgb, np.clip(q, 0, 255).astype(np.uint8)
+  c, s = math.cos(a), math.sin(a)  # the rotation matrix of getRotationMatrix2D
+  mix = lambda p, q, wp, wq: cv2.addWeighted(p, wp, q, wq, 127.5 * (1 - wp - wq))
+  out = np.empty_like(flow)
+  for i in range(len(flow)):
+    for x in range(0, flow.shape[1], 2):
+      fx, fy = flow[i, x], flow[i, x + 1]
+      out[i, x], out[i, x + 1] = mix(fx, fy, c, s), mix(fx, fy, -s, c)
+  return rgb, out
 
 
 def erase(rng: np.random.Generator, rgb, flow, rect):
