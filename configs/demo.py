@@ -67,6 +67,7 @@ def get_config(arg: str | None = None):
   c.data.flow_length = 5
   c.data.resize_short = 64
   c.data.image_size = 56
+  c.data.canvas_pixels = 64 * 64  # synthetic_motion stores 64×64 frames
   c.data.augment = "baseline"
   c.data.eval_clips = 1
   c.data.eval_crops = 1

@@ -54,6 +54,7 @@ def get_config(arg: str | None = None):
   c.data.flow_length = 10
   c.data.resize_short = 256
   c.data.image_size = 224
+  c.data.canvas_pixels = 256 * 456  # 16:9 and 9:16 at short side 256 (456×256)
   c.data.augment = "paper_a"
   c.data.eval_clips = 1
   c.data.eval_crops = 3

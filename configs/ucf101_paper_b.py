@@ -67,6 +67,7 @@ def get_config(arg: str | None = None):
   c.data.flow_length = 10
   c.data.resize_short = 256
   c.data.image_size = 224
+  c.data.canvas_pixels = 256 * 344  # 320×240 videos stored at short side 256: 256×341
   c.data.augment = "paper_b"
   c.data.eval_clips = 1
   c.data.eval_crops = 1

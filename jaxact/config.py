@@ -272,7 +272,15 @@ def _check_data(config: Any) -> None:
   _choice(config, "data.sampling", sampling.SCHEMES)
   _choice(config, "data.augment", tuple(transforms.TRAIN_AUGMENTS))
   _choice(config, "data.eval_crops", transforms.EVAL_CROPS)
-  for key in ("num_steps", "flow_length", "resize_short", "image_size", "crop_base", "eval_clips"):
+  for key in (
+    "num_steps",
+    "flow_length",
+    "resize_short",
+    "image_size",
+    "crop_base",
+    "eval_clips",
+    "canvas_pixels",
+  ):
     _check(data[key] >= 1, f"config.data.{key}={data[key]} must be a positive integer")
   for key in ("num_workers", "prefetch", "read_threads"):
     _check(data[key] >= 0, f"config.data.{key}={data[key]} must be >= 0")

@@ -15,6 +15,7 @@ import jax
 import numpy as np
 
 from jaxact import config as config_lib
+from jaxact.data import device_augment
 from jaxact.data.datasets import DatasetNotBuiltError
 from jaxact.eval import cam, evaluate, figures
 from jaxact.eval import table as table_lib
@@ -170,7 +171,8 @@ def _grad_cam_of_test_clips(config, workdir, results, *, model, loader, mesh) ->
   if config.model.name not in two_stream.TWO_STREAM_MODELS:
     log.warning("eval.explain_examples: %s is not a two-stream network", config.model.name)
     return []
-  batch = next(iter(loader))
+  batch = device_augment.eval_inputs(next(iter(loader)), out_size=config.data.image_size)
+  batch = jax.tree.map(np.asarray, batch)  # the views, (B, V, T, S, S, C)
   abstract = state_lib.abstract_variables_for(model, batch)
   # Every process restores (a collective); process 0 draws.
   _, variables = ckpt.restore_for_inference(

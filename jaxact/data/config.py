@@ -13,7 +13,9 @@ Sampling schemes (see ``jaxact.data.sampling``):
   its RGB frame and a ``flow_length`` stack (random start offset when
   training).
 
-Augmentations (see ``jaxact.data.transforms``): ``'paper_a'`` (resize short
+Augmentations (drawn on the host, ``jaxact.data.augment_params``; run on the
+device, ``jaxact.data.device_augment``; ``jaxact.data.transforms`` holds
+the CPU reference): ``'paper_a'`` (resize short
 side to ``resize_short``, random rotation, random erasing, random crop
 ``image_size``, horizontal flip), ``'paper_b'`` (random crop ``crop_base`` with
 aspect/scale jitter, resize to ``image_size``, colour jitter on RGB),
@@ -74,6 +76,12 @@ def get_data_config() -> ml_collections.ConfigDict:
   # Evaluation views: V = eval_clips × eval_crops.
   c.eval_clips = 1
   c.eval_crops = 1  # 1 (centre) | 3 (along the long side) | 10 (5 + flips)
+
+  # Host → device: frames go to the device decoded, on a canvas of this many
+  # pixels (any aspect ratio with H × W <= canvas_pixels fits; larger frames
+  # are decoded smaller, in the JPEG DCT domain). 256 × 456 holds 16:9 and
+  # 9:16 frames stored at short side 256; see jaxact.data.canvas.
+  c.canvas_pixels = 256 * 456
 
   # Loading.
   c.num_workers = 2  # Grain worker processes (0: in the main process)

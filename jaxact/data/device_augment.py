@@ -1,11 +1,12 @@
 """Device side of the augmentation: batched, jittable, one resample per image.
 
-Inputs are uint8 clips on a fixed canvas, RGB ``(B, T, Hc, Wc, 3)`` and flow
-``(B, T, Hc, Wc, 2L)``; example b's decoded frames fill the top-left
-``params['src_hw'][b]`` of the canvas (the rest is ignored), so one compiled
-function serves every aspect ratio. The parameters come from
-:mod:`jaxact.data.augment_params` (drawn on the host from Grain's per-example
-RNG). Outputs are uint8 ``(B, T, S, S, ·)`` — what the CPU recipes return, so
+Inputs are the host's canvases (:mod:`jaxact.data.canvas`): uint8 RGB
+``(B, T, P, 3)`` and planar flow ``(B, T, 2L, P)``, example b's frames packed
+row-major in the first ``H W`` pixels, ``(H, W) = params['src_hw'][b]`` (the
+rest is ignored), so one compiled function serves every frame size and
+aspect ratio. The parameters come from :mod:`jaxact.data.augment_params`
+(drawn on the host from Grain's per-example RNG). Outputs are uint8
+``(B, T, S, S, 3)`` and ``(B, T, S, S, 2L)`` — what the CPU recipes return, so
 ``jaxact.data.normalize`` applies unchanged afterwards.
 
 Per example, all T frames and both streams share one set of sample points:
@@ -17,6 +18,9 @@ displacements, multiplied by ``flow_matrix`` (flip negates x, a resize scales,
 a rotation rotates the vectors) and quantised once (bound 20). Paper A's
 erasing and paper B's colour jitter then follow the CPU order
 (``transforms.paper_a_train`` / ``paper_b_train``).
+
+:func:`train_inputs` and :func:`eval_inputs` turn a host batch into the
+network's uint8 inputs inside the jitted train / eval step.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ _GREY = np.asarray([0.299, 0.587, 0.114], np.float32)
 
 
 def _sample_points(affine, src_hw, size: int):
-  """Neighbour indices, weights and validity of the ``size``² output grid."""
+  """Flat neighbour indices, weights and validity of the ``size``² output grid."""
   c = jnp.arange(size, dtype=jnp.float32) + 0.5
   x, y = c[None, :], c[:, None]
   qx = affine[0, 0] * x + affine[0, 1] * y + affine[0, 2]
@@ -42,29 +46,29 @@ def _sample_points(affine, src_hw, size: int):
   valid = (qx >= 0) & (qx < w) & (qy >= 0) & (qy < h)
   xs, ys = qx - 0.5, qy - 0.5
   x0, y0 = jnp.floor(xs), jnp.floor(ys)
-  dx, dy = xs - x0, ys - y0
+  dx, dy = (xs - x0).reshape(-1), (ys - y0).reshape(-1)
   x0 = x0.astype(jnp.int32)
   y0 = y0.astype(jnp.int32)
   xa, xb = jnp.clip(x0, 0, w - 1), jnp.clip(x0 + 1, 0, w - 1)
-  ya, yb = jnp.clip(y0, 0, h - 1), jnp.clip(y0 + 1, 0, h - 1)
-  return ((ya, yb, xa, xb), (dy, dx)), valid
+  ya, yb = jnp.clip(y0, 0, h - 1) * w, jnp.clip(y0 + 1, 0, h - 1) * w
+  taps = tuple((yy + xx).reshape(-1) for yy, xx in ((ya, xa), (ya, xb), (yb, xa), (yb, xb)))
+  return (taps, (dy, dx)), valid
 
 
-def _bilinear(clip, points):
-  """Samples ``(T, Hc, Wc, C)`` uint8 at the points → float32 ``(T, S, S, C)``."""
-  (ya, yb, xa, xb), (dy, dx) = points
-  t, hc, wc, ch = clip.shape
-  flat = clip.reshape(t, hc * wc, ch)
+def _bilinear(flat, points, axis: int):
+  """Samples packed pixels along ``axis`` of uint8 ``flat`` at the points →
+  float32, that axis replaced by the ``S²`` outputs."""
+  (aa, ab, ba, bb), (dy, dx) = points
+  shape = [1] * flat.ndim
+  shape[axis] = -1
+  dx, dy = dx.reshape(shape), dy.reshape(shape)
 
-  def tap(yy, xx):
-    return jnp.take(flat, (yy * wc + xx).reshape(-1), axis=1).astype(jnp.float32)
+  def tap(idx):
+    return jnp.take(flat, idx, axis=axis).astype(jnp.float32)
 
-  dx, dy = dx.reshape(1, -1, 1), dy.reshape(1, -1, 1)
-  top = tap(ya, xa) * (1 - dx) + tap(ya, xb) * dx
-  bottom = tap(yb, xa) * (1 - dx) + tap(yb, xb) * dx
-  out = top * (1 - dy) + bottom * dy
-  s = ya.shape[0]
-  return out.reshape(t, s, s, ch)
+  top = tap(aa) * (1 - dx) + tap(ab) * dx
+  bottom = tap(ba) * (1 - dx) + tap(bb) * dx
+  return top * (1 - dy) + bottom * dy
 
 
 def _round_u8(x):
@@ -72,28 +76,27 @@ def _round_u8(x):
 
 
 def _geometry(p, rgb, flow, size: int):
-  """One view: resampled RGB (float, integer-valued) and uint8 flow.
+  """One view: resampled RGB (float, integer-valued, ``(T, S, S, 3)``) and
+  uint8 flow ``(T, S, S, 2L)``, from canvases ``(T, P, 3)`` / ``(T, 2L, P)``.
 
   Flow is transformed in quantisation units, ``u = v - 127.5`` (the bound-20
   dequantisation is ``u * 40/255``, linear, so ``quantize(M dequantize(v))`` is
-  ``round(M u + 127.5)``). Each output channel mixes with its partner (x with
-  y): the partner is read by a second gather from the pair-swapped canvas,
-  which XLA fuses, where mixing channels after one gather would not fuse.
+  ``round(M u + 127.5)``); each x channel mixes with its y partner.
   """
   points, valid = _sample_points(p["affine"], p["src_hw"], size)
-  v = valid[None, :, :, None]
-  rgb_out = jnp.where(v, _round_u8(_bilinear(rgb, points)), 0.0)
-  t, h, w, c2 = flow.shape
-  swapped = flow.reshape(t, h, w, c2 // 2, 2)[..., ::-1].reshape(t, h, w, c2)
+  t = rgb.shape[0]
+  v = valid.reshape(1, -1, 1)
+  rgb_out = jnp.where(v, _round_u8(_bilinear(rgb, points, axis=1)), 0.0)
+  rgb_out = rgb_out.reshape(t, size, size, 3)
+  c2 = flow.shape[1]
   fill = 128.0  # transforms.rotate_crop's fill, before the vector transform
-  u = jnp.where(v, _bilinear(flow, points), fill) - 127.5
-  u_partner = jnp.where(v, _bilinear(swapped, points), fill) - 127.5
+  u = jnp.where(valid.reshape(1, 1, -1), _bilinear(flow, points, axis=2), fill) - 127.5
+  u = u.reshape(t, c2 // 2, 2, size * size)
+  ux, uy = u[:, :, 0], u[:, :, 1]
   m = p["flow_matrix"]
-  is_x = jnp.arange(c2) % 2 == 0
-  own = jnp.where(is_x, m[0, 0], m[1, 1])
-  partner = jnp.where(is_x, m[0, 1], m[1, 0])
-  flow_out = _round_u8(own * u + partner * u_partner + 127.5).astype(jnp.uint8)
-  return rgb_out, flow_out
+  out = jnp.stack([m[0, 0] * ux + m[0, 1] * uy, m[1, 0] * ux + m[1, 1] * uy], axis=2)
+  out = _round_u8(out + 127.5).astype(jnp.uint8).reshape(t, c2, size, size)
+  return rgb_out, jnp.moveaxis(out, 1, -1)
 
 
 def _erase(p, rgb, flow):
@@ -154,8 +157,8 @@ def augment(params: dict, rgb, flow, *, out_size: int, recipe: str):
   Args:
     params: batched :func:`jaxact.data.augment_params.draw_params` dicts
       (leading axis B; :func:`jaxact.data.augment_params.stack_params`).
-    rgb: uint8 ``(B, T, Hc, Wc, 3)`` canvas.
-    flow: uint8 ``(B, T, Hc, Wc, 2L)`` canvas (bound-20 quantised flow).
+    rgb: uint8 ``(B, T, P, 3)`` canvas (:mod:`jaxact.data.canvas`).
+    flow: uint8 ``(B, T, 2L, P)`` planar canvas (bound-20 quantised flow).
     out_size: S (``cfg.image_size``).
     recipe: ``'paper_a'``, ``'paper_b'``, ``'baseline'`` or ``'none'`` (which
       stages run after the resampling; static).
@@ -176,9 +179,9 @@ def eval_views(params: dict, rgb, flow, *, out_size: int):
   Args:
     params: batched :func:`jaxact.data.augment_params.eval_params` dicts
       (``affine`` ``(B, V, 2, 3)``, ``flow_matrix`` ``(B, V, 2, 2)``, ...).
-    rgb: uint8 ``(B, T, Hc, Wc, 3)`` canvas (one clip per row; several clips
-      per video go into B).
-    flow: uint8 ``(B, T, Hc, Wc, 2L)`` canvas.
+    rgb: uint8 ``(B, T, P, 3)`` canvas (one clip per row; several clips per
+      video go into B).
+    flow: uint8 ``(B, T, 2L, P)`` planar canvas.
     out_size: S.
 
   Returns:
@@ -194,3 +197,57 @@ def eval_views(params: dict, rgb, flow, *, out_size: int):
     return jax.vmap(view)(p["affine"], p["flow_matrix"])
 
   return jax.vmap(one)(params, rgb, flow)
+
+
+def train_inputs(batch: dict, *, out_size: int, recipe: str) -> dict:
+  """A host training batch → the network's uint8 inputs (call inside the step).
+
+  Args:
+    batch: ``rgb (B, T, P, 3)``, ``flow (B, T, 2L, P)`` canvases and ``aug``
+      (batched :func:`jaxact.data.augment_params.draw_params`), plus other
+      keys (``label``) passed through. A batch without ``aug`` (already
+      augmented arrays, e.g. a custom loader's) is returned as is.
+    out_size: S (``config.data.image_size``).
+    recipe: ``config.data.augment``.
+
+  Returns:
+    The batch with ``rgb (B, T, S, S, 3)`` and ``flow (B, T, S, S, 2L)``
+    uint8 and without ``aug``.
+  """
+  if "aug" not in batch:
+    return batch
+  out = {k: v for k, v in batch.items() if k != "aug"}
+  out["rgb"], out["flow"] = augment(
+    batch["aug"], batch["rgb"], batch["flow"], out_size=out_size, recipe=recipe
+  )
+  return out
+
+
+def eval_inputs(batch: dict, *, out_size: int) -> dict:
+  """A host evaluation batch → the network's multi-view uint8 inputs.
+
+  Args:
+    batch: ``rgb (B, C, T, P, 3)``, ``flow (B, C, T, 2L, P)`` canvases of C
+      clips per video and ``aug`` (``eval_params`` per clip, leading axes
+      ``(B, C)``; the per-view keys then have a view axis of ``Vc`` crops),
+      plus ``label``, ``mask``, ... passed through. Without ``aug``, as is.
+    out_size: S.
+
+  Returns:
+    The batch with ``rgb (B, V, T, S, S, 3)``, ``flow (B, V, T, S, S, 2L)``,
+    ``V = C Vc`` clip-major (clip c's crops are views ``c Vc … c Vc + Vc - 1``),
+    and without ``aug``.
+  """
+  if "aug" not in batch:
+    return batch
+  b, c = batch["rgb"].shape[:2]
+
+  def fold(x):
+    return x.reshape((b * c,) + x.shape[2:])
+
+  params = jax.tree.map(fold, batch["aug"])
+  rgb, flow = eval_views(params, fold(batch["rgb"]), fold(batch["flow"]), out_size=out_size)
+  out = {k: v for k, v in batch.items() if k != "aug"}
+  out["rgb"] = rgb.reshape((b, -1) + rgb.shape[2:])
+  out["flow"] = flow.reshape((b, -1) + flow.shape[2:])
+  return out

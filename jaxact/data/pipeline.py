@@ -1,4 +1,12 @@
-"""Grain input pipelines: source → shard → shuffle → sample → decode → augment → batch.
+"""Grain input pipelines: source → shard → shuffle → sample → decode → batch.
+
+The host only reads, decodes and draws random numbers: each example is its
+sampled frames decoded onto fixed-size canvases (:mod:`jaxact.data.canvas`)
+plus its augmentation parameters (:mod:`jaxact.data.augment_params`, drawn
+from the example's RNG); the jitted train / eval step augments the batch on
+the device (:func:`jaxact.data.device_augment.train_inputs` /
+``eval_inputs``) before normalising it. ``jaxact.data.transforms`` (the
+CPU recipes) stays as the tests' reference.
 
 ``create_loader`` is the contract of docs/interfaces.md:
 
@@ -17,14 +25,14 @@
   once across processes.
 
 Mirror pairs (``DatasetInfo.mirror``, declared by the dataset's builder): a
-training clip that the augmentation flips gets the mirror label
-(``transforms.augment``); evaluation batches of such a dataset whose views
-include flipped ones (10-crop) carry ``view_perm`` int32 ``(B, V, K)``, per
-view the class permutation that maps its scores back to the unflipped clip
-(identity for unflipped views, the mirror for flipped ones), which
-``jaxact.runtime.scoring`` applies before averaging the views. A dataset
-without the declaration (or built before it existed) has no ``view_perm``
-and its flips keep labels.
+training clip whose drawn parameters flip it (``aug['flip']``) gets the
+mirror label (``transforms.mirror_label``, on the host); evaluation batches
+of such a dataset whose views include flipped ones (10-crop) carry
+``view_perm`` int32 ``(B, V, K)``, per view the class permutation that maps
+its scores back to the unflipped clip (identity for unflipped views, the
+mirror for flipped ones), which ``jaxact.runtime.scoring`` applies before
+averaging the views. A dataset without the declaration (or built before it
+existed) has no ``view_perm`` and its flips keep labels.
 
 Only the sampled frames are JPEG-decoded. ``get_state``/``set_state`` save and
 restore the Grain iterator position exactly (JSON bytes).
@@ -41,7 +49,16 @@ import grain
 import numpy as np
 from tensorflow_datasets.proto import tf_example_pb2
 
-from jaxact.data import allocator, datasets, jpeg, record_index, sampling, transforms
+from jaxact.data import (
+  allocator,
+  augment_params,
+  canvas,
+  datasets,
+  jpeg,
+  record_index,
+  sampling,
+  transforms,
+)
 
 
 def decode_clip(
@@ -139,16 +156,22 @@ class LazyRecords:
 
 
 class TrainSample(grain.transforms.RandomMap):
-  """Example + RNG → ``{'rgb', 'flow', 'label'}`` (sampled and augmented).
+  """Example + RNG → ``{'rgb', 'flow', 'label', 'aug'}``: decoded, not augmented.
 
-  ``mirror``: the dataset's flip permutation (``DatasetInfo.mirror``) or
-  None; a flipped clip's label is ``mirror[label]``.
+  ``rgb`` uint8 ``(T, P, 3)`` and ``flow`` ``(T, 2L, P)`` canvases
+  (P = ``cfg.canvas_pixels``), ``aug`` the recipe's parameters
+  (``augment_params.draw_params``, fitted to the decoded size). The RNG is
+  consumed as the CPU recipe would (sampling, then the recipe's draws), so a
+  seed gives the same clip, crop, rotation and flip as ``transforms.augment``.
+  ``mirror``: the dataset's flip permutation (``DatasetInfo.mirror``) or None;
+  a flipped clip's label is ``mirror[label]``.
   """
 
   def __init__(self, cfg, mirror: np.ndarray | None = None):
     self.scheme, self.num_steps = cfg.sampling, cfg.num_steps
     self.flow_length = cfg.flow_length
     self.augment = cfg.augment
+    self.pixels = int(cfg.canvas_pixels)
     self.mirror = None if mirror is None else np.asarray(mirror, np.int32)
     self.cfg = _plain(cfg)
 
@@ -160,21 +183,32 @@ class TrainSample(grain.transforms.RandomMap):
       flow_length=self.flow_length,
       rng=rng,
     )
-    rgb, flow = decode_clip(example, rgb_idx, flow_idx)
-    rgb, flow, label = transforms.augment(
-      self.augment, rng, rgb, flow, int(example["label"]), self.cfg, self.mirror
-    )
-    return {"rgb": rgb, "flow": flow, "label": np.int32(label)}
+    frame_hw = canvas.frame_size(example)
+    rgb, flow, decoded_hw = canvas.decode_clip(example, rgb_idx, flow_idx, self.pixels, frame_hw)
+    params = augment_params.draw_params(rng, self.augment, frame_hw, self.cfg, self.num_steps)
+    label = transforms.mirror_label(int(example["label"]), bool(params["flip"]), self.mirror)
+    return {
+      "rgb": rgb,
+      "flow": flow,
+      "label": np.int32(label),
+      "aug": canvas.fit_params(params, frame_hw, decoded_hw),
+    }
 
 
 class EvalSample(grain.transforms.Map):
-  """Local position → multi-view ``{'rgb', 'flow', 'label', 'mask', 'index'}``.
+  """Local position → ``{'rgb', 'flow', 'aug', 'label', 'mask', 'index'}``.
+
+  ``rgb`` uint8 ``(C, T, P, 3)`` and ``flow`` ``(C, T, 2L, P)``: the canvases
+  of ``C = cfg.eval_clips`` clips; ``aug`` their views' parameters
+  (``augment_params.eval_params``, leading axis C; ``eval_crops`` views
+  each). The eval step makes the ``V = C × eval_crops`` views on the device
+  (``device_augment.eval_inputs``), clip-major.
 
   Position k of process p is example ``p + k P``; positions past the split
   are padding (zeros, ``mask=False``, ``index=-1``). With a flip permutation
   ``mirror`` (``DatasetInfo.mirror``) and flipped views (10-crop), every
   example also has ``view_perm`` int32 ``(V, K)``
-  (``transforms.view_permutations``; views are clip-major).
+  (``transforms.view_permutations``).
   """
 
   def __init__(
@@ -190,33 +224,36 @@ class EvalSample(grain.transforms.Map):
     self.p, self.pc = process_index, process_count
     self.cfg = _plain(cfg)
     c = self.cfg
-    views = c.eval_clips * c.eval_crops
-    size = c.image_size
-    self.rgb_shape = (views, c.num_steps, size, size, 3)
-    self.flow_shape = (views, c.num_steps, size, size, 2 * c.flow_length)
     self.view_perm = None
     flips = np.tile(transforms.eval_view_flips(c.eval_crops), c.eval_clips)
     if mirror is not None and flips.any():
       self.view_perm = transforms.view_permutations(flips, mirror)
 
   def map(self, k):
-    out = self._views(k)
+    out = self._clips(k)
     if self.view_perm is not None:
       out["view_perm"] = self.view_perm
     return out
 
-  def _views(self, k):
+  def _params(self, frame_hw, decoded_hw) -> dict:
+    p = canvas.fit_params(augment_params.eval_params(frame_hw, self.cfg), frame_hw, decoded_hw)
+    return {k: np.stack([v] * self.cfg.eval_clips) for k, v in p.items()}
+
+  def _clips(self, k):
+    c = self.cfg
+    pixels, t, l2 = int(c.canvas_pixels), c.num_steps, 2 * c.flow_length
     idx = self.p + int(k) * self.pc
     if idx >= self.n:
       return {
-        "rgb": np.zeros(self.rgb_shape, np.uint8),
-        "flow": np.full(self.flow_shape, 128, np.uint8),
+        "rgb": np.zeros((c.eval_clips, t, pixels, 3), np.uint8),
+        "flow": np.zeros((c.eval_clips, t, l2, pixels), np.uint8),
+        "aug": self._params((1, 1), (1, 1)),
         "label": np.int32(0),
         "mask": np.bool_(False),
         "index": np.int64(-1),
       }
     example = self.source[idx]
-    c = self.cfg
+    frame_hw = canvas.frame_size(example)
     rgbs, flows = [], []
     for clip in range(c.eval_clips):
       rgb_idx, flow_idx = sampling.sample_clip(
@@ -227,14 +264,13 @@ class EvalSample(grain.transforms.Map):
         clip=clip,
         num_clips=c.eval_clips,
       )
-      rgb, flow = decode_clip(example, rgb_idx, flow_idx)
-      rgb, flow = transforms.resize_short(rgb, flow, c.resize_short)
-      r, f = transforms.eval_crops(rgb, flow, size=c.image_size, num_crops=c.eval_crops)
-      rgbs.append(r)
-      flows.append(f)
+      rgb, flow, decoded_hw = canvas.decode_clip(example, rgb_idx, flow_idx, pixels, frame_hw)
+      rgbs.append(rgb)
+      flows.append(flow)
     return {
-      "rgb": np.concatenate(rgbs),
-      "flow": np.concatenate(flows),
+      "rgb": np.stack(rgbs),
+      "flow": np.stack(flows),
+      "aug": self._params(frame_hw, decoded_hw),
       "label": np.int32(example["label"]),
       "mask": np.bool_(True),
       "index": np.int64(idx),
@@ -384,10 +420,12 @@ def create_loader(
 
   Returns:
     A :class:`GrainLoader` yielding numpy batches of ``global_batch_size //
-    process_count`` examples: training ``rgb (B,T,H,W,3)``,
-    ``flow (B,T,H,W,2L)``, ``label (B,)``; evaluation ``rgb (B,V,T,H,W,3)``,
-    ``flow (B,V,T,H,W,2L)``, ``label``, ``mask``, ``index`` and, for a
-    dataset with mirror pairs and flipped views, ``view_perm (B,V,K)``.
+    process_count`` examples (canvases of P = ``canvas_pixels`` pixels, to
+    be augmented on the device): training ``rgb (B,T,P,3)``,
+    ``flow (B,T,2L,P)``, ``label (B,)``, ``aug`` (parameters, leading B);
+    evaluation ``rgb (B,C,T,P,3)``, ``flow (B,C,T,2L,P)``, ``aug`` (leading
+    ``(B, C)``), ``label``, ``mask``, ``index`` and, for a dataset with
+    mirror pairs and flipped views, ``view_perm (B,V,K)``.
   """
   _check(process_index, process_count)
   batch = global_batch_size // process_count

@@ -50,7 +50,7 @@ from matplotlib.colors import hsv_to_rgb
 from matplotlib.figure import Figure
 from PIL import Image, ImageDraw
 
-from jaxact.data import pipeline, sampling, video
+from jaxact.data import device_augment, pipeline, sampling, video
 from jaxact.data.normalize import normalize_inputs
 from jaxact.eval import predict
 from jaxact.flow.quantize import dequantize
@@ -226,7 +226,8 @@ def video_windows(
   ``jaxact.eval.predict`` (decode at the build's ``short_side``, the build's
   TV-L1 and JPEG round trip; a rawframes folder as it is), then
   ``pipeline.EvalSample`` samples ``num_windows`` clips (clip k of
-  ``num_windows``) with one centre crop each.
+  ``num_windows``) and the evaluation step's device views
+  (``device_augment.eval_inputs``) take one centre crop of each.
 
   Args:
     path: a video file, frame folder or rawframes folder.
@@ -254,7 +255,10 @@ def video_windows(
     example = predict.encode_video(frames, settings)
   n = int(example["num_frames"])
   cfg = {**dict(data_cfg), "eval_clips": int(num_windows), "eval_crops": 1}
-  views = pipeline.EvalSample([example], ml_collections.ConfigDict(cfg), 0, 1).map(0)
+  sample = pipeline.EvalSample([example], ml_collections.ConfigDict(cfg), 0, 1).map(0)
+  views = device_augment.eval_inputs(
+    jax.tree.map(lambda x: x[None], sample), out_size=int(cfg["image_size"])
+  )
   steps = [
     sampling.sample_clip(
       n,
@@ -266,7 +270,12 @@ def video_windows(
     )[0]
     for k in range(num_windows)
   ]
-  return {"rgb": views["rgb"], "flow": views["flow"], "frames": np.stack(steps), "num_frames": n}
+  return {
+    "rgb": np.asarray(views["rgb"][0]),
+    "flow": np.asarray(views["flow"][0]),
+    "frames": np.stack(steps),
+    "num_frames": n,
+  }
 
 
 def normalized(batch: Mapping[str, np.ndarray]) -> dict[str, jax.Array]:

@@ -70,7 +70,7 @@ def evaluate_checkpoint(
   mesh = mesh or mesh_lib.create_mesh()
   iterator = iter(loader)
   first = next(iterator)
-  abstract = state_lib.abstract_variables_for(model, first)
+  abstract = state_lib.abstract_variables_for(model, first, config.data.image_size)
   step, variables = ckpt.restore_for_inference(
     os.path.join(workdir, "checkpoints"),
     config.eval.checkpoint,

@@ -340,7 +340,7 @@ def _batches(samples: pipeline.EvalSample, count: int, batch_size: int) -> Itera
   """Evaluation batches of ``count`` examples (the last padded, ``mask=False``)."""
   for first in range(0, count, batch_size):
     items = [samples.map(k) for k in range(first, first + batch_size)]
-    yield {k: np.stack([it[k] for it in items]) for k in items[0]}
+    yield jax.tree.map(lambda *xs: np.stack(xs), *items)
 
 
 # --- results --------------------------------------------------------------------

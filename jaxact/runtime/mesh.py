@@ -41,7 +41,8 @@ def global_batch(mesh: Mesh, host_batch: Mapping[str, np.ndarray]) -> dict[str, 
   Args:
     mesh: the data-parallel mesh.
     host_batch: numpy arrays whose leading axis is the per-process batch
-      ``B / process_count`` (e.g. ``rgb`` uint8 ``(B/P, T, H, W, 3)``).
+      ``B / process_count`` (e.g. ``rgb`` uint8 ``(B/P, T, P, 3)``), or
+      dicts of them (the augmentation parameters ``aug``).
 
   Returns:
     The same keys as ``jax.Array``s of leading size ``B``, sharded on ``data``.
@@ -50,6 +51,9 @@ def global_batch(mesh: Mesh, host_batch: Mapping[str, np.ndarray]) -> dict[str, 
   sharding = batch_sharded(mesh)
   out = {}
   for key, value in host_batch.items():
+    if isinstance(value, Mapping):
+      out[key] = global_batch(mesh, value)
+      continue
     value = np.asarray(value)
     if value.dtype.kind not in "biuf":
       continue

@@ -24,6 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.experimental import multihost_utils
 
+from jaxact.data import device_augment
 from jaxact.data.normalize import normalize_inputs
 from jaxact.runtime import mesh as mesh_lib
 from jaxact.runtime import metrics as metrics_lib
@@ -47,20 +48,33 @@ def stream_logits(logits: jax.Array, features: Mapping[str, Any]) -> dict[str, j
   return out
 
 
-def make_eval_step(model: nn.Module, compute_dtype: str) -> Callable[[dict, dict], dict]:
+def make_eval_step(
+  model: nn.Module, compute_dtype: str, image_size: int = 0
+) -> Callable[[dict, dict], dict]:
   """Build the multi-view scoring step.
 
+  Args:
+    model: the network.
+    compute_dtype: a key of ``COMPUTE_DTYPES``.
+    image_size: S of the views the step makes on the device from the
+      pipeline's canvases (``config.data.image_size``; needed for batches with
+      ``aug``, see ``jaxact.data.device_augment.eval_inputs``).
+
   Returns:
-    ``scores(variables, batch)``: with ``batch['rgb']`` uint8
-    ``(B, V, T, H, W, 3)`` and ``batch['flow']`` ``(B, V, T, H, W, 2L)``,
-    returns ``{'head', 'spatial', 'temporal'}`` softmax probabilities averaged
-    over the ``V`` views, float32 ``(B, K)`` (missing streams left out). An
-    optional ``batch['view_perm']`` int ``(B, V, K)`` first permutes each
-    view's probabilities (:func:`average_views`).
+    ``scores(variables, batch)``: with ``batch`` the pipeline's (``rgb (B, C,
+    T, P, 3)``, ``flow (B, C, T, 2L, P)`` canvases, ``aug``) or already made
+    views, ``batch['rgb']`` uint8 ``(B, V, T, H, W, 3)`` and ``batch['flow']``
+    ``(B, V, T, H, W, 2L)``, returns ``{'head', 'spatial', 'temporal'}``
+    softmax probabilities averaged over the ``V`` views, float32 ``(B, K)``
+    (missing streams left out). An optional ``batch['view_perm']`` int
+    ``(B, V, K)`` first permutes each view's probabilities
+    (:func:`average_views`).
   """
   dtype = COMPUTE_DTYPES[compute_dtype]
 
   def scores(variables, batch):
+    if "aug" in batch:
+      batch = device_augment.eval_inputs(batch, out_size=image_size)
     b = batch["label"].shape[0]
     v = batch["rgb"].shape[1] if "rgb" in batch else batch["flow"].shape[1]
     views = {
@@ -88,6 +102,13 @@ def average_views(probs: jax.Array, view_perm: jax.Array | None = None) -> jax.A
   return probs.mean(1)
 
 
+def _views(batch: dict) -> int:
+  """V of a host evaluation batch (canvases: clips × the ``aug`` views per clip)."""
+  if "aug" in batch:
+    return batch["aug"]["affine"].shape[1] * batch["aug"]["affine"].shape[2]
+  return batch["rgb"].shape[1] if "rgb" in batch else batch["flow"].shape[1]
+
+
 def _gather(x: jax.Array) -> np.ndarray:
   if jax.process_count() == 1:
     return np.asarray(jax.device_get(x))
@@ -110,8 +131,10 @@ def score_dataset(
   Args:
     model: the network.
     variables: ``{'params', 'batch_stats'}`` replicated on ``mesh``.
-    batches: this process's evaluation batches: ``rgb (B, V, T, H, W, 3)``,
-      ``flow (B, V, T, H, W, 2L)``, ``label``, ``mask``, ``index`` ``(B,)``.
+    batches: this process's evaluation batches: the pipeline's canvases and
+      ``aug`` (``jaxact.data.pipeline.EvalSample``) or views ``rgb (B, V, T,
+      H, W, 3)``, ``flow (B, V, T, H, W, 2L)``; and ``label``, ``mask``,
+      ``index`` ``(B,)``.
     mesh: the data-parallel mesh.
     config: the experiment config (``compute_dtype``; ``data`` names in errors).
     num_batches: expected number of batches (progress bar only).
@@ -131,15 +154,16 @@ def score_dataset(
     num_batches, 0, enabled=progress and jax.process_index() == 0, desc="eval"
   )
   for batch in batches:
-    views = batch["rgb"].shape[1] if "rgb" in batch else batch["flow"].shape[1]
     gb = mesh_lib.global_batch(mesh, batch)
     if scores_fn is None:  # every batch has the same shape (the last one is padded)
       jitted = jax.jit(
-        make_eval_step(model, config.compute_dtype), out_shardings=mesh_lib.batch_sharded(mesh)
+        make_eval_step(model, config.compute_dtype, config.data.image_size),
+        out_shardings=mesh_lib.batch_sharded(mesh),
       )
       scores_fn = compiled["eval_step"] = jitted.lower(variables, gb).compile()
       mesh_lib.barrier("jaxact_eval_step_compiled")
     out = {k: _gather(v) for k, v in scores_fn(variables, gb).items()}
+    views = _views(batch)
     labels, mask, index = (_gather(gb[k]) for k in ("label", "mask", "index"))
     for row in np.nonzero(mask)[0]:
       by_index[int(index[row])] = ({k: v[row] for k, v in out.items()}, int(labels[row]))

@@ -1,5 +1,6 @@
 """The train state, created already sharded on the mesh."""
 
+import functools
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -10,6 +11,7 @@ import jax.numpy as jnp
 import optax
 from jax.sharding import Mesh
 
+from jaxact.data import device_augment
 from jaxact.runtime import mesh as mesh_lib
 
 
@@ -46,16 +48,24 @@ def init_variables(
   return {"params": variables["params"], "batch_stats": variables.get("batch_stats", {})}
 
 
-def abstract_variables_for(model: nn.Module, eval_batch: Mapping[str, Any]) -> dict[str, Any]:
+def abstract_variables_for(
+  model: nn.Module, eval_batch: Mapping[str, Any], image_size: int = 0
+) -> dict[str, Any]:
   """Shapes of ``{'params', 'batch_stats'}`` for the inputs of an evaluation batch.
 
-  ``eval_batch['rgb']`` / ``['flow']`` are ``(B, V, T, H, W, C)``; nothing
-  is computed (``jax.eval_shape``). This is the restore target of a
-  parameters-only restore (evaluation, the demo's Grad-CAM).
+  ``eval_batch`` is the pipeline's (canvases and ``aug``: the views are
+  ``image_size``², made by ``device_augment.eval_inputs``) or views ``rgb`` /
+  ``flow`` ``(B, V, T, H, W, C)``; nothing is computed (``jax.eval_shape``).
+  This is the restore target of a parameters-only restore (evaluation, the
+  demo's Grad-CAM).
   """
+  views = jax.eval_shape(
+    functools.partial(device_augment.eval_inputs, out_size=image_size),
+    {k: v for k, v in eval_batch.items() if k in ("rgb", "flow", "aug")},
+  )
   spec = {
     k: jax.ShapeDtypeStruct((1,) + v.shape[2:], v.dtype)
-    for k, v in eval_batch.items()
+    for k, v in views.items()
     if k in ("rgb", "flow")
   }
   return jax.eval_shape(lambda key: init_variables(model, spec, key), jax.random.key(0))

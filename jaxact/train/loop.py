@@ -8,6 +8,7 @@ state, and on SIGTERM (preemption) or Ctrl-C saves the current step and
 returns; a second Ctrl-C exits at once.
 """
 
+import functools
 import json
 import logging
 import math
@@ -21,6 +22,7 @@ import jax
 import numpy as np
 from jax.experimental import multihost_utils
 
+from jaxact.data import device_augment
 from jaxact.runtime import checkpoint as ckpt
 from jaxact.runtime import mesh as mesh_lib
 from jaxact.runtime import reporting, scoring
@@ -80,11 +82,18 @@ class _StopFlag:
     return bool(np.any(flags))
 
 
-def input_spec(host_batch: dict) -> dict[str, jax.ShapeDtypeStruct]:
-  """Global shapes of the model inputs (``rgb``, ``flow``) of a host batch."""
+def input_spec(host_batch: dict, data_cfg: Any) -> dict[str, jax.ShapeDtypeStruct]:
+  """Global shapes of the model inputs (``rgb``, ``flow``) of a host batch,
+  after the device augmentation (``device_augment.train_inputs``)."""
+  inputs = jax.eval_shape(
+    functools.partial(
+      device_augment.train_inputs, out_size=data_cfg.image_size, recipe=data_cfg.augment
+    ),
+    {k: v for k, v in host_batch.items() if k in ("rgb", "flow", "aug")},
+  )
   return {
     k: jax.ShapeDtypeStruct((v.shape[0] * jax.process_count(),) + v.shape[1:], v.dtype)
-    for k, v in host_batch.items()
+    for k, v in inputs.items()
     if k in ("rgb", "flow")
   }
 
@@ -145,7 +154,7 @@ def _train(config, workdir, model, loader, mesh, validation_loader, manager, sto
   total = int(config.num_train_steps)
   iterator = iter(loader)
   batch = next(iterator)  # the first batch gives the input shapes
-  spec = input_spec(batch)
+  spec = input_spec(batch, config.data)
   abstract_vars = jax.eval_shape(
     lambda key: state_lib.init_variables(model, spec, key), jax.random.key(0)
   )

@@ -1,11 +1,14 @@
 """The pure, jittable training step.
 
-``train_step(state, batch) -> (state, metrics)``: normalises the uint8 batch on
-the device, runs the model with dropout (RNG folded with the step), optional
-gradient accumulation over micro-batches, and returns scalar metrics (loss,
-top-1 per stream, gradient and parameter norms, learning rate).
+``train_step(state, batch) -> (state, metrics)``: augments the host's batch on
+the device (``jaxact.data.device_augment.train_inputs``: one resample per
+image, per example, no cross-device traffic), normalises it, runs the model
+with dropout (RNG folded with the step), optional gradient accumulation over
+micro-batches, and returns scalar metrics (loss, top-1 per stream, gradient
+and parameter norms, learning rate).
 """
 
+import functools
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -14,6 +17,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from jaxact.data import device_augment
 from jaxact.data.normalize import normalize_inputs
 from jaxact.runtime.scoring import COMPUTE_DTYPES, stream_logits
 from jaxact.runtime.state import TrainState
@@ -45,14 +49,17 @@ def make_train_step(
   Args:
     model: two-stream network returning ``(logits, features)``.
     config: the experiment config (``seed``, ``loss``, ``compute_dtype``,
-      ``grad_accum_steps``, ``optimizer.frozen``).
+      ``grad_accum_steps``, ``optimizer.frozen``, ``data.image_size``,
+      ``data.augment``).
     schedule: base learning-rate schedule (for the ``lr`` metric).
     tx: the optimizer.
 
   Returns:
-    ``step(state, batch) -> (state, metrics)`` with ``batch`` holding ``rgb``
-    uint8 ``(B, T, H, W, 3)``, ``flow`` uint8 ``(B, T, H, W, 2L)``, ``label``
-    int32 ``(B,)``; ``metrics`` a dict of float32 scalars.
+    ``step(state, batch) -> (state, metrics)`` with ``batch`` the pipeline's
+    (canvases ``rgb (B, T, P, 3)``, ``flow (B, T, 2L, P)``, ``aug``, ``label``
+    int32 ``(B,)``) or already augmented ``rgb`` uint8 ``(B, T, H, W, 3)``,
+    ``flow`` uint8 ``(B, T, H, W, 2L)``, ``label``; ``metrics`` a dict of
+    float32 scalars.
   """
   dtype = COMPUTE_DTYPES[config.compute_dtype]
   weights = {name: float(config.loss[f"{name}_weight"]) for name in LOSS_TERMS}
@@ -60,6 +67,9 @@ def make_train_step(
   accum = int(config.grad_accum_steps)
   frozen = tuple(config.optimizer.frozen)
   base_key = jax.random.key(config.seed)
+  inputs_fn = functools.partial(
+    device_augment.train_inputs, out_size=config.data.image_size, recipe=config.data.augment
+  )
 
   def loss_fn(params, batch_stats, batch, rng):
     inputs = normalize_inputs(batch, dtype)
@@ -88,6 +98,7 @@ def make_train_step(
 
   def step(state: TrainState, batch: dict) -> tuple[TrainState, dict]:
     rng = jax.random.fold_in(base_key, state.step)
+    batch = inputs_fn(batch)
     if accum == 1:
       (_, (batch_stats, metrics)), grads = grad_fn(state.params, state.batch_stats, batch, rng)
     else:

@@ -18,17 +18,18 @@ separately (its RGB noise is drawn on the device: same distribution, other
 values).
 """
 
+import functools
 import math
 
 import jax
 import numpy as np
 import pytest
 
-from jaxact.data import augment_params, config, device_augment, transforms
+from jaxact.data import augment_params, canvas, config, device_augment, transforms
 
 T, L = 2, 2  # time steps, stacked flows (2L = 4 channels)
 SIZE = 48
-CANVAS = (64, 72)
+PIXELS = 64 * 72  # canvas size
 SHAPES = ((48, 64), (64, 40))  # landscape, portrait: one canvas, one compile
 SEEDS = range(6)
 
@@ -59,14 +60,16 @@ def _clip(hw, seed):
   return rgb, flow
 
 
-def _on_canvas(clips, fill=255):
-  """Pads clips into one canvas batch; the padding is garbage on purpose."""
-  rgb = np.full((len(clips), T) + CANVAS + (3,), fill, np.uint8)
-  flow = np.full((len(clips), T) + CANVAS + (2 * L,), fill, np.uint8)
-  for b, (r, f) in enumerate(clips):
-    h, w = r.shape[1:3]
-    rgb[b, :, :h, :w], flow[b, :, :h, :w] = r, f
-  return rgb, flow
+def _on_canvas(clips, fill=255, pixels=PIXELS):
+  """Packs clips into one canvas batch; the unused pixels are garbage on purpose."""
+  rgbs, flows = [], []
+  for r, f in clips:
+    rc, fc = canvas.pack(r, f, pixels)
+    n = r.shape[1] * r.shape[2]
+    rc[:, n:], fc[:, :, n:] = fill, fill
+    rgbs.append(rc)
+    flows.append(fc)
+  return np.stack(rgbs), np.stack(flows)
 
 
 @pytest.fixture(scope="module")
@@ -204,7 +207,7 @@ def test_flip_negates_flow_x(cfg):
   p_plain["flip"] = np.bool_(False)
   batch = augment_params.stack_params([p, p_plain])
   r, f = device_augment.augment(
-    batch, np.stack([rgb, rgb]), np.stack([flow, flow]), out_size=SIZE, recipe="baseline"
+    batch, *_on_canvas([(rgb, flow)] * 2), out_size=SIZE, recipe="baseline"
   )
   r, f = np.asarray(r), np.asarray(f)
   np.testing.assert_array_equal(r[0], r[1][:, :, ::-1])
@@ -228,7 +231,7 @@ def test_rotation_rotates_flow_vectors(degrees):
   m = augment_params._rotation(degrees, hw[1] / 2, hw[0] / 2) @ augment_params._translate(left, top)
   p = augment_params._pack(m, frame, flip=False)
   r, f = device_augment.augment(
-    augment_params.stack_params([p]), rgb[None], flow[None], out_size=SIZE, recipe="baseline"
+    augment_params.stack_params([p]), *_on_canvas([(rgb, flow)]), out_size=SIZE, recipe="baseline"
   )
   r, f = np.asarray(r[0]), np.asarray(f[0])
   a = math.radians(degrees)
@@ -249,7 +252,7 @@ def test_rotation_rotates_flow_vectors(degrees):
 
 def test_mixed_aspect_batch_equals_each_alone(clips, cfg):
   """Two aspect ratios on one canvas: each example as if augmented alone
-  (on a tight canvas), whatever the canvas padding holds."""
+  (on a tight canvas), whatever the unused canvas pixels hold."""
   params = [
     augment_params.draw_params(np.random.default_rng(5), "paper_a", r.shape[1:3], cfg)
     for r, _ in clips
@@ -259,8 +262,9 @@ def test_mixed_aspect_batch_equals_each_alone(clips, cfg):
     augment_params.stack_params(params), rgb, flow, out_size=SIZE, recipe="paper_a"
   )
   for k, (r, f) in enumerate(clips):
+    tight = _on_canvas([(r, f)], pixels=r.shape[1] * r.shape[2])
     alone = device_augment.augment(
-      augment_params.stack_params([params[k]]), r[None], f[None], out_size=SIZE, recipe="paper_a"
+      augment_params.stack_params([params[k]]), *tight, out_size=SIZE, recipe="paper_a"
     )
     np.testing.assert_array_equal(np.asarray(mixed[0][k]), np.asarray(alone[0][0]))
     np.testing.assert_array_equal(np.asarray(mixed[1][k]), np.asarray(alone[1][0]))
@@ -306,3 +310,38 @@ def test_one_compile_per_batch_shape(clips, cfg):
 def test_unknown_recipe_is_rejected(cfg):
   with pytest.raises(ValueError, match="unknown recipe"):
     augment_params.draw_params(np.random.default_rng(0), "paper_c", (48, 64), cfg)
+
+
+@pytest.mark.parametrize("mode", ["train", "eval"])
+def test_sharded_batch_augments_on_each_device_without_collectives(clips, cfg, mode):
+  """With the batch sharded on its leading axis (as the steps get it), each
+  device augments its own examples: no collective in the compiled program,
+  the output keeps the batch sharding and equals the unsharded result."""
+  mesh = jax.sharding.Mesh(np.array(jax.devices()[:4]), ("data",))
+  sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("data"))
+  pairs = [clips[k % 2] for k in range(4)]
+  rgb, flow = _on_canvas(pairs)
+  if mode == "train":
+    params = augment_params.stack_params(
+      [
+        augment_params.draw_params(np.random.default_rng(k), "paper_a", r.shape[1:3], cfg)
+        for k, (r, _) in enumerate(pairs)
+      ]
+    )
+    fn = functools.partial(device_augment.train_inputs, out_size=SIZE, recipe="paper_a")
+  else:  # one clip per video: a clip axis of 1
+    params = augment_params.stack_params(
+      [augment_params.eval_params(r.shape[1:3], cfg) for r, _ in pairs]
+    )
+    rgb, flow, params = jax.tree.map(lambda x: x[:, None], (rgb, flow, params))
+    fn = functools.partial(device_augment.eval_inputs, out_size=SIZE)
+  batch = {"rgb": rgb, "flow": flow, "label": np.arange(4, dtype=np.int32), "aug": params}
+  jitted = jax.jit(fn)
+  hlo = jitted.lower(jax.device_put(batch, sharding)).compile().as_text()
+  for op in ("all-gather", "all-reduce", "all-to-all", "collective-permute", "reduce-scatter"):
+    assert op not in hlo, op
+  out = jitted(jax.device_put(batch, sharding))
+  assert out["rgb"].sharding.is_equivalent_to(sharding, out["rgb"].ndim)
+  want = fn(batch)
+  np.testing.assert_array_equal(np.asarray(out["rgb"]), np.asarray(want["rgb"]))
+  np.testing.assert_array_equal(np.asarray(out["flow"]), np.asarray(want["flow"]))

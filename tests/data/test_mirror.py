@@ -15,6 +15,7 @@ import shutil
 
 import numpy as np
 import pytest
+from device_views import eval_views, train_views
 
 from jaxact.data import build, config, datasets, pipeline, transforms
 from jaxact.data.datasets import synthetic_motion
@@ -227,8 +228,11 @@ def test_training_loader_maps_flipped_labels(synthetic, undeclared):
   data_dir, info = synthetic
   plain = _train_batches(_data_cfg(data_dir, info, flip_prob=0.0))
   flipped = _train_batches(_data_cfg(data_dir, info, flip_prob=1.0))
+  cfg = _data_cfg(data_dir, info)
   for a, b in zip(plain, flipped):
-    np.testing.assert_array_equal(b["rgb"], a["rgb"][:, :, :, ::-1])  # the same clips, mirrored
+    assert b["aug"]["flip"].all() and not a["aug"]["flip"].any()
+    va, vb = train_views(a, cfg), train_views(b, cfg)
+    np.testing.assert_array_equal(vb["rgb"], va["rgb"][:, :, :, ::-1])  # the same clips, mirrored
     np.testing.assert_array_equal(b["label"], MIRROR[a["label"]])
   labels = np.concatenate([a["label"] for a in plain])
   assert set(labels) & {0, 1, 4, 5} and set(labels) - {0, 1, 4, 5}  # pairs and own mirrors
@@ -236,6 +240,7 @@ def test_training_loader_maps_flipped_labels(synthetic, undeclared):
   old = _train_batches(_data_cfg(undeclared[0], info, flip_prob=1.0))
   for a, b in zip(flipped, old):
     np.testing.assert_array_equal(b["rgb"], a["rgb"])
+    np.testing.assert_array_equal(b["aug"]["affine"], a["aug"]["affine"])
     np.testing.assert_array_equal(b["label"], MIRROR[a["label"]])
 
 
@@ -249,7 +254,8 @@ def _eval_batch(cfg):
 
 def test_eval_batches_carry_the_view_permutations(synthetic, undeclared):
   data_dir, info = synthetic
-  b = _eval_batch(_data_cfg(data_dir, info, eval_clips=2, eval_crops=10))
+  cfg = _data_cfg(data_dir, info, eval_clips=2, eval_crops=10)
+  b = eval_views(_eval_batch(cfg), cfg)
   assert b["rgb"].shape[:2] == (4, 20)
   assert b["view_perm"].shape == (4, 20, 9) and b["view_perm"].dtype == np.int32
   per_clip = transforms.view_permutations(transforms.eval_view_flips(10), MIRROR)

@@ -6,6 +6,7 @@ import shutil
 
 import numpy as np
 import pytest
+from device_views import train_views
 
 from jaxact import config as config_lib
 from jaxact.configs import ucf101_paper_a as config_file
@@ -208,7 +209,7 @@ def test_loader_reads_official_split(ucf_all):
     c.data, split=c.data.train_split, train=True, global_batch_size=4, seed=0
   )
   assert train.num_examples == 8 and train.class_names == infos["all"].class_names
-  b = next(iter(train))
+  b = train_views(next(iter(train)), c.data)
   assert b["rgb"].shape == (4, 2, 56, 56, 3) and b["flow"].shape == (4, 2, 56, 56, 4)
   test = pipeline.create_loader(c.data, split=c.data.eval_split, train=False, global_batch_size=4)
   (e,) = list(test)

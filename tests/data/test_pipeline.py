@@ -2,7 +2,11 @@
 
 The dataset is the ``folder_download`` fixture (12 videos of 6 flat frames):
 video k's frame i has grey level 10 + 20 k + 4 i, so a batch tells which
-videos (and frames) it holds.
+videos (and frames) it holds. Batches are canvases plus augmentation
+parameters; what the network would see comes from the device augmentation
+(``tests/device_views.py``, as the jitted steps run it). Determinism and
+resume compare the host batches whole (pixels and parameters), which fix the
+device's output.
 """
 
 import json
@@ -11,8 +15,10 @@ import subprocess
 import sys
 import textwrap
 
+import jax
 import numpy as np
 import pytest
+from device_views import eval_views, train_views
 
 from jaxact.data import build, config, datasets, pipeline
 
@@ -29,6 +35,7 @@ def data_cfg(folder_download, tmp_path_factory, fake_flow):
   c.num_steps, c.flow_length = 2, 2
   c.resize_short, c.image_size = 24, 24
   c.augment = "none"
+  c.canvas_pixels = 24 * 40  # the 24×32 frames and some unused pixels
   c.num_workers, c.read_threads, c.prefetch = 0, 2, 2
   return c
 
@@ -44,12 +51,21 @@ def _take(loader, n):
 
 
 def _same(a, b):
-  return all(np.array_equal(x[k], y[k]) for x, y in zip(a, b) for k in x)
+  """Equal lists of batches: the same keys (``aug`` included), equal arrays."""
+  if jax.tree.structure(a) != jax.tree.structure(b):
+    return False
+  return all(np.array_equal(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
 
 
 def test_train_batch_format_and_metadata(data_cfg):
   loader = pipeline.create_loader(data_cfg, split="train", train=True, global_batch_size=4, seed=0)
-  b = next(iter(loader))
+  host = next(iter(loader))
+  assert set(host) == {"rgb", "flow", "label", "aug"}
+  assert host["rgb"].shape == (4, 2, 24 * 40, 3) and host["rgb"].dtype == np.uint8
+  assert host["flow"].shape == (4, 2, 4, 24 * 40) and host["flow"].dtype == np.uint8
+  np.testing.assert_array_equal(host["aug"]["src_hw"], [[24, 32]] * 4)
+  assert host["aug"]["affine"].shape == (4, 2, 3)
+  b = train_views(host, data_cfg)
   assert set(b) == {"rgb", "flow", "label"}
   assert b["rgb"].shape == (4, 2, 24, 24, 3) and b["rgb"].dtype == np.uint8
   assert b["flow"].shape == (4, 2, 24, 24, 4) and b["flow"].dtype == np.uint8
@@ -83,7 +99,7 @@ def test_same_seed_same_batches_and_epochs_reshuffle(data_cfg):
   )
   a, b, c = _take(make(7), 6), _take(make(7), 6), _take(make(8), 6)
   assert _same(a, b) and not _same(a, c)
-  ids = [_video_ids(x["rgb"]) for x in a]
+  ids = [_video_ids(train_views(x, data_cfg)["rgb"]) for x in a]
   epoch1, epoch2 = np.concatenate(ids[:3]), np.concatenate(ids[3:])
   assert sorted(epoch1) == sorted(epoch2) == list(range(12))
   assert not np.array_equal(epoch1, epoch2)
@@ -101,7 +117,8 @@ def test_two_process_shards_partition_the_data(data_cfg):
       process_index=p,
       process_count=2,
     )
-    seen.append(np.concatenate([_video_ids(x["rgb"]) for x in _take(loader, 3)]))
+    batches = [train_views(x, data_cfg) for x in _take(loader, 3)]
+    seen.append(np.concatenate([_video_ids(x["rgb"]) for x in batches]))
   assert len(seen[0]) == len(seen[1]) == 6
   assert set(seen[0]).isdisjoint(seen[1])
   assert sorted(np.concatenate(seen)) == list(range(12))
@@ -122,9 +139,8 @@ def test_global_batches_do_not_depend_on_the_process_count(data_cfg):
   whole = _take(make(0, 1), 4)
   parts = [_take(make(p, 2), 4) for p in range(2)]
   for step, batch in enumerate(whole):
-    for key in ("rgb", "flow", "label"):
-      joined = np.concatenate([parts[0][step][key], parts[1][step][key]])
-      np.testing.assert_array_equal(joined, batch[key])
+    joined = jax.tree.map(lambda a, b: np.concatenate([a, b]), parts[0][step], parts[1][step])
+    assert _same([joined], [batch])
 
 
 @pytest.mark.parametrize("process_count,global_batch", [(2, 10), (5, 5), (1, 12)])
@@ -148,8 +164,11 @@ def test_eval_counts_every_example_once(data_cfg, process_count, global_batch):
     batches = list(loader)
     lengths.append(len(batches))
     assert len(batches) == len(loader)
-    for b in batches:
+    for host in batches:
       per = global_batch // process_count
+      assert host["rgb"].shape == (per, 2, 2, 24 * 40, 3)  # 2 clips (canvases)
+      assert host["aug"]["affine"].shape == (per, 2, 3, 2, 3)  # 3 crops each
+      b = eval_views(host, cfg)
       assert b["rgb"].shape == (per, 6, 2, 24, 24, 3)
       assert b["flow"].shape == (per, 6, 2, 24, 24, 4)
       assert (b["index"][~b["mask"]] == -1).all()
@@ -178,7 +197,8 @@ def main():
   out = {}
   for i in range(3):
     b = next(loader)
-    out.update({f"{k}{i}": v for k, v in b.items()})
+    out.update({f"{k}{i}": v for k, v in b.items() if k != "aug"})
+    out.update({f"aug.{k}{i}": v for k, v in b["aug"].items()})
   np.savez(args["out"], **out)
   loader.close()
 
@@ -217,7 +237,9 @@ def test_resume_in_new_process_gives_identical_batches(data_cfg, tmp_path, worke
   )
   got = np.load(tmp_path / "out.npz")
   for i, b in enumerate(expected):
-    for k, v in b.items():
+    flat = {k: v for k, v in b.items() if k != "aug"}
+    flat.update({f"aug.{k}": v for k, v in b["aug"].items()})
+    for k, v in flat.items():
       np.testing.assert_array_equal(got[f"{k}{i}"], v)
 
 

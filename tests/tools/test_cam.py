@@ -5,6 +5,7 @@ import os
 import sys
 from pathlib import Path
 
+import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
@@ -13,7 +14,7 @@ from PIL import Image
 
 import jaxact.models as models
 from jaxact.config import get_base_config
-from jaxact.data import pipeline, video
+from jaxact.data import device_augment, pipeline, video
 from jaxact.eval import cam as cam_lib
 from jaxact.eval import predict
 from jaxact.runtime import checkpoint as ckpt
@@ -142,12 +143,16 @@ def test_windows_are_what_evaluation_sees_of_the_stored_video(tmp_path):
   settings = predict.build_settings(ml_collections.ConfigDict(data))
   windows = cam_lib.video_windows(clip, data, settings=settings, num_windows=2)
   example = predict.load_video(clip, settings)
-  views = pipeline.EvalSample(
+  sample = pipeline.EvalSample(
     [example], ml_collections.ConfigDict({**data, "eval_clips": 2, "eval_crops": 1}), 0, 1
   ).map(0)
+  views = device_augment.eval_inputs(
+    jax.tree.map(lambda x: x[None], sample), out_size=data["image_size"]
+  )
   assert windows["num_frames"] == example["num_frames"] == 10
-  np.testing.assert_array_equal(windows["rgb"], views["rgb"])
-  np.testing.assert_array_equal(windows["flow"], views["flow"])
+  assert windows["rgb"].shape == (2, T, data["image_size"], data["image_size"], 3)
+  np.testing.assert_array_equal(windows["rgb"], views["rgb"][0])
+  np.testing.assert_array_equal(windows["flow"], views["flow"][0])
   assert windows["frames"].shape == (2, T)
 
 
