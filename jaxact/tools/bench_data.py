@@ -50,9 +50,11 @@ import shutil
 import tempfile
 import time
 
+import cv2
 import jax
 import jax.numpy as jnp
 import numpy as np
+import simplejpeg
 from absl import app, flags
 from PIL import Image
 
@@ -286,9 +288,6 @@ def time_decoders(source, max_images: int = 60, rounds: int = 3) -> list[tuple]:
     Rows ``(kind, decoder, ms per image, equal to Pillow's pixels)``, kind
     ``'RGB HxW'`` or ``'flow HxW'``.
   """
-  import cv2  # noqa: PLC0415 (optional heavy dependency)
-  import simplejpeg  # noqa: PLC0415 (optional heavy dependency)
-
   rgb, gray = [], []
   for i in range(len(source)):
     ex = source[i]
@@ -385,8 +384,6 @@ def run(
     (wall, cpu) or None, 'flops' float or None, 'cores' float or None}``,
     and ``'decoders'``: the rows of :func:`time_decoders` (or ``[]``).
   """
-  import cv2  # noqa: PLC0415 (optional heavy dependency)
-
   cv2.setNumThreads(1)
   t0 = time.perf_counter()
   info, source, folders = build_both(workdir, videos, frames, side)
