@@ -1,69 +1,120 @@
-"""Benchmark: jaxact's TFDS/ArrayRecord clips vs MMAction2-style frame folders.
+"""Benchmark: jaxact's host CPU per training clip vs an MMAction2-style OpenCV reference.
 
-Builds, in a temporary folder, the same videos twice — as a jaxact TFDS
-dataset (per-frame JPEG bytes in ArrayRecord) and as MMAction2 "rawframes"
-folders (``img_00001.jpg``, ``flow_x_00001.jpg``, ``flow_y_00001.jpg``, one
-file per RGB frame and per flow component, with the *same* JPEG bytes) — then
-reads the same training samples from both, in one process on one core, with
-each paper's sampling and augmentation at 224:
+Builds, in one folder, the same synthetic videos twice — as a jaxact TFDS
+dataset (per-frame JPEG bytes in ArrayRecord, with the frame index) and as
+MMAction2 "rawframes" folders (``img_%05d.jpg``, ``flow_x_%05d.jpg``,
+``flow_y_%05d.jpg``: the same JPEG bytes) — and prints, for paper A
+(``segments``, T=3, L=10, recipe ``paper_a``) and paper B (``uniform``, T=25,
+L=10, recipe ``paper_b``), output 224×224:
 
-* paper A: ``segments`` sampling, T=3 steps, L=10 flows, data variation;
-* paper B: ``uniform`` sampling, T=25 steps, L=10 flows, crop/jitter/colour.
+1. **MMAction2 / OpenCV**: per clip, ``cv2.imread`` of every sampled image and
+   the paper's augmentation on the CPU with OpenCV / NumPy
+   (:mod:`jaxact.tools.mmaction_reference`);
+2. **jaxact host**: what a Grain worker runs per clip,
+   ``pipeline.LazyRecords(source)[i]`` then
+   ``pipeline.TrainSample(cfg).random_map(example, rng)``.
 
-It prints clips/s per CPU core for the folders and for two jaxact readers —
-``jaxact`` (what ``create_loader`` reads: byte-range reads of the sampled
-images through the shard index) and ``whole records`` (the same dataset
-read one whole video record per clip, as without the index) — with their
-ratio to the folders, for reading + decoding the sampled frames alone (what
-the storage layout changes) and with the paper's augmentation (the whole
-per-example cost); and bytes per video (ArrayRecord files + index vs the
-folders' allocated size). The layouts are timed in turn, one warm-up round
-then ``--repeats`` rounds; each rate and ratio is printed as the median with
-its spread (min–max over the rounds; a ratio is taken within each round).
+   Both in clips per CPU-second of this process (``time.process_time``; one
+   OpenCV thread), the same clips (same seeds, so the same sampled frames),
+   timed in turn within each round (the order alternates; one warm-up round,
+   then ``--repeats``): median (min–max), and the ratio jaxact / OpenCV taken
+   within each round;
+3. **device augmentation**: ``device_augment.augment`` of a batch of
+   ``--device_batch`` host outputs, milliseconds per clip after compilation
+   (wall and process CPU), on whatever device JAX has (XLA:CPU on a box
+   without an accelerator);
+4. **host cores per H100**: one H100 at 25% MFU of its 989 TFLOP/s dense
+   bf16 peak consumes ``0.25 · 989e12 / F`` clips/s, with ``F`` = train FLOPs
+   per clip = 3 (forward + backward) × 2 × the MACs of the paper's
+   two-stream model on one clip (``model_info.count_macs`` of the traced
+   forward; nothing compiled); cores = that / jaxact's host clips per
+   CPU-second;
+5. with ``--decoders``: Pillow, simplejpeg and ``cv2.imdecode`` time per
+   stored JPEG (RGB frames 4:4:4 q90; grayscale flow planes) and whether each
+   gives Pillow's pixels exactly.
 
-With ``--cold`` (root only) the OS page cache is dropped before every timed
-round, so both layouts read from disk, as for a dataset larger than RAM
-(Kinetics-400); wall-clock clips/s are compared then. Use as many videos as
-clips there, so no video is read twice.
+``--markdown`` prints the rows as markdown tables too (docs/benchmarks.md).
+Timings on a shared box are noisy: the load average is printed with them.
 
 Usage::
 
-  python -m jaxact.tools.bench_data [--videos 16] [--frames 150] [--side 256]
-  python -m jaxact.tools.bench_data --cold --videos 24 --clips 24
+  python -m jaxact.tools.bench_data [--videos 8] [--frames 150] [--clips 24] [--repeats 3]
+  python -m jaxact.tools.bench_data --markdown --workdir /tmp/bench_data  # keeps the data
 """
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import tempfile
 import time
 
+import cv2
+import jax
+import jax.numpy as jnp
 import numpy as np
+import simplejpeg
 from absl import app, flags
 from PIL import Image
 
-from jaxact.data import build, config, datasets, pipeline, record_index, sampling, transforms
+from jaxact import models
+from jaxact.data import (
+  augment_params,
+  build,
+  config,
+  datasets,
+  device_augment,
+  pipeline,
+  record_index,
+)
+from jaxact.tools import mmaction_reference, model_info
 
-_VIDEOS = flags.DEFINE_integer("videos", 16, "videos in the benchmark set")
+_VIDEOS = flags.DEFINE_integer("videos", 8, "videos in the benchmark set")
 _FRAMES = flags.DEFINE_integer("frames", 150, "frames per video")
-_SIDE = flags.DEFINE_integer("side", 256, "frame side (stored short side)")
-_CLIPS = flags.DEFINE_integer("clips", 48, "clips timed per layout and paper")
-_COLD = flags.DEFINE_bool(
-  "cold",
-  False,
-  "drop the OS page cache before each "
-  "timed round (needs root; the data then comes from "
-  "disk, as for a dataset larger than RAM) and "
-  "compare wall-clock clips/s",
-)
+_SIDE = flags.DEFINE_integer("side", 256, "frame side (stored square frames)")
+_CLIPS = flags.DEFINE_integer("clips", 24, "clips timed per layout, paper and round")
 _REPEATS = flags.DEFINE_integer(
-  "repeats", 3, "timed rounds per layout (after one warm-up round); median and min–max printed"
+  "repeats", 3, "timed rounds (after one warm-up round); median and min–max printed"
 )
-_AUGMENT = flags.DEFINE_bool("augment", True, "also time read+decode+augment")
+_DEVICE_BATCH = flags.DEFINE_integer(
+  "device_batch", 8, "clips per device_augment.augment call (0: skip the device timing)"
+)
+_DECODERS = flags.DEFINE_bool("decoders", True, "compare JPEG decoders per image")
+_FLOPS = flags.DEFINE_bool(
+  "flops", True, "trace the papers' models for train FLOPs per clip and cores per H100"
+)
+_MARKDOWN = flags.DEFINE_bool("markdown", False, "also print markdown tables")
 _WORKDIR = flags.DEFINE_string(
-  "workdir", "", "keep the data here (default: a temporary folder, removed afterwards)"
+  "workdir", "", "keep the data here and reuse it (default: a temporary folder, removed)"
 )
+
+H100_BF16_FLOPS = 989e12  # dense bf16 peak (NVIDIA H100 SXM datasheet)
+MFU = 0.25
+# The papers' models (configs/ucf101_paper_a.py; configs/ucf101_paper_b.py, stage 2 (T=25)).
+PAPER_MODELS = {
+  "paper_a": (
+    "two_stream_lstm",
+    {"backbone": "cotnet101", "fusion": "concat", "fc1_dropout": 0.5, "fc2_dropout": 0.5},
+  ),
+  "paper_b": (
+    "two_stream_convlstm",
+    {
+      "backbone": "resnet101",
+      "fusion": "sum",
+      "fusion_layer": "conv5",
+      "convlstm_features": 300,
+      "convlstm_layers": 1,
+      "convlstm_kernel": 3,
+      "freeze_backbones": True,
+    },
+  ),
+}
+
+
+def load() -> str:
+  """``'load average 1.23 / 1.10 / 0.95'`` (1 / 5 / 15 min)."""
+  return "load average " + " / ".join(f"{v:.2f}" for v in os.getloadavg())
 
 
 def smooth_flow(frames: np.ndarray) -> np.ndarray:
@@ -84,7 +135,14 @@ def smooth_flow(frames: np.ndarray) -> np.ndarray:
 
 
 def build_both(workdir: str, videos: int, frames: int, side: int):
-  """The TFDS dataset and the MMAction2-style folders, same JPEG bytes."""
+  """The TFDS dataset and the MMAction2-style folders, same JPEG bytes.
+
+  Returns:
+    ``(info, source, folders)``: the dataset's ``DatasetInfo``, its TFDS data
+    source (train split, all videos) and the folder holding one rawframes
+    folder per video (``video_%05d``, in source order). An existing build in
+    ``workdir`` is reused.
+  """
   data_dir = os.path.join(workdir, "tfds")
   info = build.ensure_built(
     "synthetic_motion",
@@ -99,14 +157,17 @@ def build_both(workdir: str, videos: int, frames: int, side: int):
   source = datasets.data_source("synthetic_motion", "train", data_dir, info.config)
   folders = os.path.join(workdir, "rawframes")
   for i in range(len(source)):
-    ex = source[i]
     d = os.path.join(folders, f"video_{i:05d}")
-    os.makedirs(d, exist_ok=True)
+    if os.path.isdir(d):
+      continue
+    ex = source[i]
+    os.makedirs(d + ".tmp", exist_ok=True)
     for j, b in enumerate(ex["frames"]):
-      _write(os.path.join(d, f"img_{j + 1:05d}.jpg"), b)
+      _write(os.path.join(d + ".tmp", f"img_{j + 1:05d}.jpg"), b)
     for j, (bx, by) in enumerate(zip(ex["flow_x"], ex["flow_y"])):
-      _write(os.path.join(d, f"flow_x_{j + 1:05d}.jpg"), bx)
-      _write(os.path.join(d, f"flow_y_{j + 1:05d}.jpg"), by)
+      _write(os.path.join(d + ".tmp", f"flow_x_{j + 1:05d}.jpg"), bx)
+      _write(os.path.join(d + ".tmp", f"flow_y_{j + 1:05d}.jpg"), by)
+    os.rename(d + ".tmp", d)
   return info, source, folders
 
 
@@ -123,165 +184,298 @@ def _allocated(path: str) -> int:
   return total
 
 
-def read_folder_clip(folder: str, num_frames: int, cfg, rng, augment: bool = True):
-  """MMAction2-style: one file open + JPEG decode per distinct sampled image
-  (repeated indices reuse the decoded image, as MMAction2's RawFrameDecode
-  does)."""
-  rgb_idx, flow_idx = sampling.sample_clip(
-    num_frames, scheme=cfg.sampling, num_steps=cfg.num_steps, flow_length=cfg.flow_length, rng=rng
-  )
-  cache = {}
-
-  def load(name):
-    if name not in cache:
-      cache[name] = np.asarray(Image.open(os.path.join(folder, name)))
-    return cache[name]
-
-  rgb = np.stack([load(f"img_{i + 1:05d}.jpg") for i in rgb_idx])
-  t, l = flow_idx.shape
-  flow = np.empty(rgb.shape[:3] + (2 * l,), np.uint8)
-  for a in range(t):
-    for b in range(l):
-      flow[a, ..., 2 * b] = load(f"flow_x_{flow_idx[a, b] + 1:05d}.jpg")
-      flow[a, ..., 2 * b + 1] = load(f"flow_y_{flow_idx[a, b] + 1:05d}.jpg")
-  if not augment:
-    return rgb, flow
-  return transforms.TRAIN_AUGMENTS[cfg.augment](rng, rgb, flow, cfg)
-
-
-def read_tfds_clip(source, index: int, cfg, rng, augment: bool = True):
-  """jaxact (``source`` is what ``create_loader`` reads): one byte-range read
-  and JPEG decode per sampled image."""
-  example = source[index]
-  rgb_idx, flow_idx = sampling.sample_clip(
-    int(example["num_frames"]),
-    scheme=cfg.sampling,
-    num_steps=cfg.num_steps,
-    flow_length=cfg.flow_length,
-    rng=rng,
-  )
-  rgb, flow = pipeline.decode_clip(example, rgb_idx, flow_idx)
-  if not augment:
-    return rgb, flow
-  return transforms.TRAIN_AUGMENTS[cfg.augment](rng, rgb, flow, cfg)
-
-
-def paper_configs():
+def paper_configs() -> dict:
+  """``{'paper A': cfg, 'paper B': cfg}``: the default data config with each
+  paper's sampling (T=3 segments / T=25 uniform, L=10) and recipe at 224."""
   a = config.get_data_config()
   a.sampling, a.num_steps, a.flow_length, a.augment = "segments", 3, 10, "paper_a"
   b = config.get_data_config()
   b.sampling, b.num_steps, b.flow_length, b.augment = "uniform", 25, 10, "paper_b"
-  return {"paper A (T=3, L=10)": a, "paper B (T=25, L=10)": b}
+  return {"paper A": a, "paper B": b}
 
 
-def drop_page_cache() -> None:
-  """Writes back and drops the OS page cache (Linux, root)."""
-  os.sync()
-  try:
-    with open("/proc/sys/vm/drop_caches", "w") as f:
-      f.write("3\n")
-  except OSError as e:
-    raise SystemExit(f"--cold needs root on Linux to drop the page cache: {e}") from e
+def time_host(records, folders: str, cfg, clips: int, repeats: int) -> dict:
+  """Clips per CPU-second of the OpenCV reference and of jaxact's host path.
 
+  Clip k reads video ``k mod N`` with generator ``default_rng(k)`` in both
+  layouts, so both decode the same sampled frames. Each round times the two
+  in turn (OpenCV first in even rounds, jaxact first in odd ones); round 0
+  warms up (page cache, allocator, imports) and is dropped.
 
-def time_layouts(
-  sources: dict, folders: str, cfg, clips: int, augment: bool, cold: bool = False, repeats: int = 3
-) -> dict:
-  """Clips/s of each jaxact source and of the folders, the same samples.
-
-  The layouts are timed in turn, ``1 + repeats`` rounds; round 0 warms up
-  (page cache, allocator, imports) and is dropped.
+  Args:
+    records: ``pipeline.LazyRecords`` of the dataset.
+    folders: the rawframes folders of the same videos (:func:`build_both`).
+    cfg: a data config of :func:`paper_configs`.
+    clips: clips per layout and round.
+    repeats: timed rounds.
 
   Returns:
-    ``{layout: float array (repeats, 2)}``: per timed round, clips per
-    CPU-second and wall clips/s, for each key of ``sources`` and
-    ``'folders'``.
+    ``{'opencv': float (repeats,), 'jaxact': float (repeats,)}`` clips per
+    CPU-second.
   """
-  n = len(next(iter(sources.values())))
-  names = sorted(os.listdir(folders))
-  counts = [
-    len([f for f in os.listdir(os.path.join(folders, d)) if f.startswith("img_")]) for d in names
-  ]
-  order = [i % n for i in range(clips)]
+  n = len(records)
+  names = sorted(d for d in os.listdir(folders) if d.startswith("video_"))
+  counts = [sum(f.startswith("img_") for f in os.listdir(os.path.join(folders, d))) for d in names]
+  sample = pipeline.TrainSample(cfg, mirror=None)
 
-  def read(layout, k, i):
+  def opencv(k: int):
+    i = k % n
     rng = np.random.default_rng(k)
-    if layout == "folders":
-      return read_folder_clip(os.path.join(folders, names[i]), counts[i], cfg, rng, augment)
-    return read_tfds_clip(sources[layout], i, cfg, rng, augment)
+    mmaction_reference.read_clip(os.path.join(folders, names[i]), counts[i], cfg, rng)
 
-  layouts = list(sources) + ["folders"]
-  rates = {layout: [] for layout in layouts}
+  def jaxact(k: int):
+    sample.random_map(records[k % n], np.random.default_rng(k))
+
+  layouts = {"opencv": opencv, "jaxact": jaxact}
+  rates = {name: [] for name in layouts}
   for round_ in range(1 + repeats):
-    for layout in layouts:
-      if cold:
-        drop_page_cache()
-      t0, c0 = time.perf_counter(), time.process_time()
-      for k, i in enumerate(order):
-        read(layout, k, i)
-      # Per core: clips per second of this process's CPU time (user +
-      # system), robust to other jobs sharing the cores; wall rate beside it.
+    order = list(layouts) if round_ % 2 == 0 else list(layouts)[::-1]
+    for name in order:
+      c0 = time.process_time()
+      for k in range(clips):
+        layouts[name](k)
       if round_:
-        rates[layout].append(
-          (clips / (time.process_time() - c0), clips / (time.perf_counter() - t0))
-        )
-  return {layout: np.asarray(r, np.float64) for layout, r in rates.items()}
+        rates[name].append(clips / (time.process_time() - c0))
+  return {name: np.asarray(r, np.float64) for name, r in rates.items()}
 
 
-def spread(values) -> str:
+def time_device(records, cfg, batch: int, calls: int = 3) -> tuple[float, float]:
+  """Milliseconds per clip of ``device_augment.augment`` on a batch of host outputs.
+
+  ``batch`` clips go through ``TrainSample.random_map``; their ``aug`` dicts
+  are stacked with ``augment_params.stack_params`` and the arrays with
+  ``np.stack``, put on the default device, and the jitted augmentation is
+  called once to compile, then ``calls`` times (``block_until_ready``).
+
+  Returns:
+    ``(wall ms per clip, process CPU ms per clip)``, medians over the calls.
+  """
+  sample = pipeline.TrainSample(cfg, mirror=None)
+  outs = [
+    sample.random_map(records[k % len(records)], np.random.default_rng(k)) for k in range(batch)
+  ]
+  aug = augment_params.stack_params([o["aug"] for o in outs])
+  rgb = np.stack([o["rgb"] for o in outs])
+  flow = np.stack([o["flow"] for o in outs])
+  args = jax.device_put((aug, rgb, flow))
+  run = lambda: device_augment.augment(*args, out_size=cfg.image_size, recipe=cfg.augment)
+  jax.block_until_ready(run())  # compile
+  wall, cpu = [], []
+  for _ in range(calls):
+    t0, c0 = time.perf_counter(), time.process_time()
+    jax.block_until_ready(run())
+    wall.append((time.perf_counter() - t0) / batch * 1e3)
+    cpu.append((time.process_time() - c0) / batch * 1e3)
+  return float(np.median(wall)), float(np.median(cpu))
+
+
+def device_label() -> str:
+  """What ran the device augmentation, e.g. ``'XLA:CPU (no accelerator here)'``."""
+  d = jax.devices()[0]
+  if d.platform == "cpu":
+    return "XLA:CPU (no accelerator here)"
+  return f"{d.platform.upper()} ({d.device_kind})"
+
+
+def time_decoders(source, max_images: int = 60, rounds: int = 3) -> list[tuple]:
+  """Per-image decode time of Pillow, simplejpeg and OpenCV on stored JPEG bytes.
+
+  Takes up to ``max_images`` RGB frames and as many flow planes (x and y)
+  from the first videos of ``source``. Each decoder decodes the whole list
+  ``rounds`` times (``time.process_time``); the fastest round counts.
+
+  Returns:
+    Rows ``(kind, decoder, ms per image, equal to Pillow's pixels)``, kind
+    ``'RGB HxW'`` or ``'flow HxW'``.
+  """
+  rgb, gray = [], []
+  for i in range(len(source)):
+    ex = source[i]
+    rgb += list(ex["frames"])
+    gray += [b for pair in zip(ex["flow_x"], ex["flow_y"]) for b in pair]
+    if len(rgb) >= max_images and len(gray) >= max_images:
+      break
+  rgb, gray = rgb[:max_images], gray[:max_images]
+  pil = lambda b: np.asarray(Image.open(io.BytesIO(b)))
+  decoders = {
+    "RGB": {
+      "Pillow": pil,
+      "simplejpeg": lambda b: simplejpeg.decode_jpeg(b, colorspace="RGB"),
+      "cv2.imdecode": lambda b: cv2.cvtColor(
+        cv2.imdecode(np.frombuffer(b, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB
+      ),
+    },
+    "flow": {
+      "Pillow": pil,
+      "simplejpeg": lambda b: simplejpeg.decode_jpeg(b, colorspace="GRAY")[..., 0],
+      "cv2.imdecode": lambda b: cv2.imdecode(np.frombuffer(b, np.uint8), cv2.IMREAD_GRAYSCALE),
+    },
+  }
+  rows = []
+  for kind, data in (("RGB", rgb), ("flow", gray)):
+    ref = [pil(b) for b in data]
+    h, w = ref[0].shape[:2]
+    for name, fn in decoders[kind].items():
+      best = np.inf
+      for _ in range(rounds):
+        c0 = time.process_time()
+        out = [fn(b) for b in data]
+        best = min(best, time.process_time() - c0)
+      equal = all(np.array_equal(a, b) for a, b in zip(out, ref))
+      rows.append((f"{kind} {h}x{w}", name, best / len(data) * 1e3, equal))
+  return rows
+
+
+def train_flops_per_clip(recipe: str, cfg) -> float:
+  """3 × 2 × forward MACs of the paper's model on one clip (T steps, 2L flow
+  channels, ``cfg.image_size``²), counted on the traced program."""
+  name, overrides = PAPER_MODELS[recipe]
+  model = models.create(name, num_classes=101, **overrides)
+  size, t = cfg.image_size, cfg.num_steps
+  x = {
+    "rgb": jax.ShapeDtypeStruct((1, t, size, size, 3), jnp.float32),
+    "flow": jax.ShapeDtypeStruct((1, t, size, size, 2 * cfg.flow_length), jnp.float32),
+  }
+  rngs = {"params": jax.random.key(0), "dropout": jax.random.key(1)}
+  variables = jax.eval_shape(lambda x: model.init(rngs, x, train=False), x)
+  jaxpr = jax.make_jaxpr(lambda v, x: model.apply(v, x, train=False))(variables, x)
+  return 3 * 2 * float(model_info.count_macs(jaxpr))
+
+
+def spread(values, fmt: str = ".1f") -> str:
   """``'median (min–max)'`` of repeated measurements."""
   v = np.asarray(values, np.float64)
-  return f"{np.median(v):.2f} ({v.min():.2f}–{v.max():.2f})"
+  return f"{np.median(v):{fmt}} ({v.min():{fmt}}–{v.max():{fmt}})"
+
+
+def _bytes_line(info, source, folders, frames: int) -> str:
+  index_bytes = _allocated(os.path.join(info.path, record_index.INDEX_FOLDER))
+  rec_bytes = index_bytes + sum(
+    os.path.getsize(os.path.join(info.path, f))
+    for f in os.listdir(info.path)
+    if ".array_record-" in f
+  )
+  folder_bytes = _allocated(folders)
+  n = len(source)
+  return (
+    f"bytes per video: ArrayRecord + frame index {rec_bytes / n / 1e6:.2f} MB, "
+    f"folders {folder_bytes / n / 1e6:.2f} MB allocated ({rec_bytes / folder_bytes:.2f}x), "
+    f"{3 * frames - 2} files per video in folders"
+  )
+
+
+def run(
+  workdir: str,
+  *,
+  videos: int,
+  frames: int,
+  side: int,
+  clips: int,
+  repeats: int,
+  device_batch: int,
+  decoders: bool,
+  flops: bool,
+  markdown: bool,
+) -> dict:
+  """Builds (or reuses) the data in ``workdir``, measures and prints every row.
+
+  Returns:
+    ``{paper: {'opencv', 'jaxact', 'ratio'}: float (repeats,), 'device_ms'
+    (wall, cpu) or None, 'flops' float or None, 'cores' float or None}``,
+    and ``'decoders'``: the rows of :func:`time_decoders` (or ``[]``).
+  """
+  cv2.setNumThreads(1)
+  t0 = time.perf_counter()
+  info, source, folders = build_both(workdir, videos, frames, side)
+  print(
+    f"data: {len(source)} videos × {frames} frames at {side}² ready in "
+    f"{time.perf_counter() - t0:.0f} s ({workdir})"
+  )
+  print(_bytes_line(info, source, folders, frames))
+  print(f"jax {jax.__version__}, {os.cpu_count()} CPUs, {load()}")
+  records = pipeline.LazyRecords(source)
+  results = {}
+  for paper, cfg in paper_configs().items():
+    r = time_host(records, folders, cfg, clips, repeats)
+    res = dict(r, ratio=r["jaxact"] / r["opencv"], device_ms=None, flops=None, cores=None)
+    print(
+      f"{paper} ({cfg.sampling}, T={cfg.num_steps}, L={cfg.flow_length}, {cfg.augment}): "
+      f"clips per CPU-second, median (min–max) of {repeats} rounds of {clips} clips: "
+      f"MMAction2/OpenCV {spread(r['opencv'])}; jaxact host {spread(r['jaxact'])}; "
+      f"jaxact/OpenCV {spread(res['ratio'], '.2f')}x (goal >= 4x) [{load()}]"
+    )
+    if device_batch > 0:
+      res["device_ms"] = time_device(records, cfg, device_batch)
+      wall, cpu = res["device_ms"]
+      print(
+        f"  device augmentation on {device_label()}: {wall:.1f} ms wall / {cpu:.1f} ms "
+        f"process CPU per clip (batch {device_batch}, after compilation) [{load()}]"
+      )
+    if flops:
+      f = res["flops"] = train_flops_per_clip(cfg.augment, cfg)
+      consumed = MFU * H100_BF16_FLOPS / f
+      res["cores"] = consumed / float(np.median(r["jaxact"]))
+      print(
+        f"  cores per H100: train FLOPs per clip F = 3 × 2 × forward MACs of "
+        f"{PAPER_MODELS[cfg.augment][0]} ({PAPER_MODELS[cfg.augment][1]['backbone']}) "
+        f"= {f / 1e9:.0f} GFLOP; clips/s = {MFU} × {H100_BF16_FLOPS:.3g} / F = "
+        f"{consumed:.0f}; host cores = clips/s / jaxact host clips per CPU-second = "
+        f"{res['cores']:.1f}"
+      )
+    results[paper] = res
+  results["decoders"] = time_decoders(source) if decoders else []
+  for kind, name, ms, equal in results["decoders"]:
+    print(f"decode {kind}: {name} {ms:.3f} ms per image, equal to Pillow: {equal}")
+  if markdown:
+    print(markdown_tables(results, device_batch))
+  return results
+
+
+def markdown_tables(results: dict, device_batch: int) -> str:
+  """The rows of :func:`run` as markdown (docs/benchmarks.md)."""
+  lines = [
+    "| paper | MMAction2/OpenCV clips per CPU-s | jaxact host clips per CPU-s | "
+    "jaxact/OpenCV | device augment ms/clip (wall / CPU) | train GFLOP/clip | "
+    "H100 clips/s at 25% MFU | host cores per H100 |",
+    "|---|---|---|---|---|---|---|---|",
+  ]
+  for paper, res in results.items():
+    if paper == "decoders":
+      continue
+    dev = "–" if res["device_ms"] is None else "{:.1f} / {:.1f}".format(*res["device_ms"])
+    f = res["flops"]
+    lines.append(
+      f"| {paper} | {spread(res['opencv'])} | {spread(res['jaxact'])} | "
+      f"**{spread(res['ratio'], '.2f')}×** | {dev} (batch {device_batch}) | "
+      + (
+        "– | – | –"
+        if f is None
+        else f"{f / 1e9:.0f} | {MFU * H100_BF16_FLOPS / f:.0f} | **{res['cores']:.1f}**"
+      )
+      + " |"
+    )
+  if results["decoders"]:
+    lines += ["", "| image | decoder | ms per image | equal to Pillow |", "|---|---|---|---|"]
+    lines += [f"| {k} | {n} | {ms:.3f} | {e} |" for k, n, ms, e in results["decoders"]]
+  return "\n".join(lines)
 
 
 def main(argv):
   del argv
   workdir = _WORKDIR.value or tempfile.mkdtemp(prefix="jaxact_bench_data_")
   try:
-    t0 = time.perf_counter()
-    info, source, folders = build_both(workdir, _VIDEOS.value, _FRAMES.value, _SIDE.value)
-    print(
-      f"built {len(source)} videos × {_FRAMES.value} frames at "
-      f"{_SIDE.value}² in {time.perf_counter() - t0:.0f} s ({workdir})"
+    run(
+      workdir,
+      videos=_VIDEOS.value,
+      frames=_FRAMES.value,
+      side=_SIDE.value,
+      clips=_CLIPS.value,
+      repeats=_REPEATS.value,
+      device_batch=_DEVICE_BATCH.value,
+      decoders=_DECODERS.value,
+      flops=_FLOPS.value,
+      markdown=_MARKDOWN.value,
     )
-    index_bytes = _allocated(os.path.join(info.path, record_index.INDEX_FOLDER))
-    rec_bytes = index_bytes + sum(
-      os.path.getsize(os.path.join(info.path, f))
-      for f in os.listdir(info.path)
-      if ".array_record-" in f
-    )
-    folder_bytes = _allocated(folders)
-    n = len(source)
-    print(
-      f"bytes per video: ArrayRecord + frame index {rec_bytes / n / 1e6:.2f}"
-      f" MB (index {index_bytes / n / 1e3:.1f} kB), "
-      f"folders {folder_bytes / n / 1e6:.2f} MB allocated "
-      f"({rec_bytes / folder_bytes:.2f}x), "
-      f"{3 * _FRAMES.value - 2} files per video in folders"
-    )
-    sources = {  # what create_loader reads, and the same without the index
-      "jaxact": pipeline.LazyRecords(source),
-      "whole records": pipeline.LazyRecords(source, use_index=False),
-    }
-    for name, cfg in paper_configs().items():
-      for augment in (False, True) if _AUGMENT.value else (False,):
-        res = time_layouts(
-          sources, folders, cfg, _CLIPS.value, augment, cold=_COLD.value, repeats=_REPEATS.value
-        )
-        what = "read+decode+augment" if augment else "read+decode"
-        k = 1 if _COLD.value else 0  # cold: waiting on the disk → wall clock
-        unit = "wall clips/s" if _COLD.value else "clips per CPU-second"
-        ref = res["folders"][:, k]
-        cols = ", ".join(
-          f"{layout} {spread(r[:, k])} (× folders: {spread(r[:, k] / ref)})"
-          for layout, r in res.items()
-          if layout != "folders"
-        )
-        print(
-          f"{name}, {what}{', cold cache' if _COLD.value else ''}: "
-          f"{unit}, median (min–max) of {_REPEATS.value} rounds: "
-          f"MMAction2 folders {spread(ref)}; {cols}"
-        )
   finally:
     if not _WORKDIR.value:
       shutil.rmtree(workdir, ignore_errors=True)
