@@ -81,7 +81,11 @@ def _geometry(p, rgb, flow, size: int):
 
   Flow is transformed in quantisation units, ``u = v - 127.5`` (the bound-20
   dequantisation is ``u * 40/255``, linear, so ``quantize(M dequantize(v))`` is
-  ``round(M u + 127.5)``); each x channel mixes with its y partner.
+  ``round(M u + 127.5)``). The planar canvas is first made channels-last, so
+  each tap gathers whole ``2L``-channel pixels; each output channel mixes with
+  its x/y partner, read by a second gather from the pair-swapped canvas (XLA
+  fuses that; mixing after one gather, or gathering single planar values,
+  measured 3–6× slower on XLA:CPU).
   """
   points, valid = _sample_points(p["affine"], p["src_hw"], size)
   t = rgb.shape[0]
@@ -89,14 +93,17 @@ def _geometry(p, rgb, flow, size: int):
   rgb_out = jnp.where(v, _round_u8(_bilinear(rgb, points, axis=1)), 0.0)
   rgb_out = rgb_out.reshape(t, size, size, 3)
   c2 = flow.shape[1]
+  flow = jnp.moveaxis(flow, 1, -1)  # (T, P, 2L)
+  swapped = flow.reshape(flow.shape[:2] + (c2 // 2, 2))[..., ::-1].reshape(flow.shape)
   fill = 128.0  # transforms.rotate_crop's fill, before the vector transform
-  u = jnp.where(valid.reshape(1, 1, -1), _bilinear(flow, points, axis=2), fill) - 127.5
-  u = u.reshape(t, c2 // 2, 2, size * size)
-  ux, uy = u[:, :, 0], u[:, :, 1]
+  u = jnp.where(v, _bilinear(flow, points, axis=1), fill) - 127.5
+  u_partner = jnp.where(v, _bilinear(swapped, points, axis=1), fill) - 127.5
   m = p["flow_matrix"]
-  out = jnp.stack([m[0, 0] * ux + m[0, 1] * uy, m[1, 0] * ux + m[1, 1] * uy], axis=2)
-  out = _round_u8(out + 127.5).astype(jnp.uint8).reshape(t, c2, size, size)
-  return rgb_out, jnp.moveaxis(out, 1, -1)
+  is_x = jnp.arange(c2) % 2 == 0
+  own = jnp.where(is_x, m[0, 0], m[1, 1])
+  partner = jnp.where(is_x, m[0, 1], m[1, 0])
+  out = _round_u8(own * u + partner * u_partner + 127.5).astype(jnp.uint8)
+  return rgb_out, out.reshape(t, size, size, c2)
 
 
 def _erase(p, rgb, flow):
