@@ -59,10 +59,10 @@ from absl import app, flags
 from PIL import Image
 
 from jaxact import models
+from jaxact.configs import ucf101_paper_a, ucf101_paper_b
 from jaxact.data import (
   augment_params,
   build,
-  config,
   datasets,
   device_augment,
   pipeline,
@@ -91,25 +91,6 @@ _WORKDIR = flags.DEFINE_string(
 
 H100_BF16_FLOPS = 989e12  # dense bf16 peak (NVIDIA H100 SXM datasheet)
 MFU = 0.25
-# The papers' models (configs/ucf101_paper_a.py; configs/ucf101_paper_b.py, stage 2 (T=25)).
-PAPER_MODELS = {
-  "paper_a": (
-    "two_stream_lstm",
-    {"backbone": "cotnet101", "fusion": "concat", "fc1_dropout": 0.5, "fc2_dropout": 0.5},
-  ),
-  "paper_b": (
-    "two_stream_convlstm",
-    {
-      "backbone": "resnet101",
-      "fusion": "sum",
-      "fusion_layer": "conv5",
-      "convlstm_features": 300,
-      "convlstm_layers": 1,
-      "convlstm_kernel": 3,
-      "freeze_backbones": True,
-    },
-  ),
-}
 
 
 def load() -> str:
@@ -184,14 +165,20 @@ def _allocated(path: str) -> int:
   return total
 
 
+def paper_experiments() -> dict:
+  """``{'paper A': config, 'paper B': config}``: the experiment configs of
+  ``configs/ucf101_paper_a.py`` and ``configs/ucf101_paper_b.py:stage=2``
+  (T=25), as training runs them."""
+  return {
+    "paper A": ucf101_paper_a.get_config(""),
+    "paper B": ucf101_paper_b.get_config("stage=2"),
+  }
+
+
 def paper_configs() -> dict:
-  """``{'paper A': cfg, 'paper B': cfg}``: the default data config with each
-  paper's sampling (T=3 segments / T=25 uniform, L=10) and recipe at 224."""
-  a = config.get_data_config()
-  a.sampling, a.num_steps, a.flow_length, a.augment = "segments", 3, 10, "paper_a"
-  b = config.get_data_config()
-  b.sampling, b.num_steps, b.flow_length, b.augment = "uniform", 25, 10, "paper_b"
-  return {"paper A": a, "paper B": b}
+  """``{'paper A': data config, 'paper B': data config}`` (:func:`paper_experiments`):
+  each paper's sampling (T=3 segments / T=25 uniform, L=10), recipe, 224."""
+  return {k: c.data for k, c in paper_experiments().items()}
 
 
 def time_host(records, folders: str, cfg, clips: int, repeats: int) -> dict:
@@ -326,11 +313,11 @@ def time_decoders(source, max_images: int = 60, rounds: int = 3) -> list[tuple]:
   return rows
 
 
-def train_flops_per_clip(recipe: str, cfg) -> float:
-  """3 × 2 × forward MACs of the paper's model on one clip (T steps, 2L flow
-  channels, ``cfg.image_size``²), counted on the traced program."""
-  name, overrides = PAPER_MODELS[recipe]
-  model = models.create(name, num_classes=101, **overrides)
+def train_flops_per_clip(experiment) -> float:
+  """3 × 2 × forward MACs of the experiment's model (101 classes) on one clip
+  (T steps, 2L flow channels, ``image_size``²), counted on the traced program."""
+  model = models.create(experiment.model.name, num_classes=101, **experiment.model.overrides)
+  cfg = experiment.data
   size, t = cfg.image_size, cfg.num_steps
   x = {
     "rgb": jax.ShapeDtypeStruct((1, t, size, size, 3), jnp.float32),
@@ -395,7 +382,8 @@ def run(
   print(f"jax {jax.__version__}, {os.cpu_count()} CPUs, {load()}")
   records = pipeline.LazyRecords(source)
   results = {}
-  for paper, cfg in paper_configs().items():
+  for paper, experiment in paper_experiments().items():
+    cfg = experiment.data
     r = time_host(records, folders, cfg, clips, repeats)
     res = dict(r, ratio=r["jaxact"] / r["opencv"], device_ms=None, flops=None, cores=None)
     print(
@@ -412,12 +400,12 @@ def run(
         f"process CPU per clip (batch {device_batch}, after compilation) [{load()}]"
       )
     if flops:
-      f = res["flops"] = train_flops_per_clip(cfg.augment, cfg)
+      f = res["flops"] = train_flops_per_clip(experiment)
       consumed = MFU * H100_BF16_FLOPS / f
       res["cores"] = consumed / float(np.median(r["jaxact"]))
       print(
         f"  cores per H100: train FLOPs per clip F = 3 × 2 × forward MACs of "
-        f"{PAPER_MODELS[cfg.augment][0]} ({PAPER_MODELS[cfg.augment][1]['backbone']}) "
+        f"{experiment.model.name} ({experiment.model.overrides.backbone}) "
         f"= {f / 1e9:.0f} GFLOP; clips/s = {MFU} × {H100_BF16_FLOPS:.3g} / F = "
         f"{consumed:.0f}; host cores = clips/s / jaxact host clips per CPU-second = "
         f"{res['cores']:.1f}"
