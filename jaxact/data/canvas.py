@@ -26,9 +26,13 @@ frame), so ``flow_matrix`` is unchanged.
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 
 from jaxact.data import jpeg
+
+_warned: set[tuple[int, int, int]] = set()
 
 
 def frame_size(example: dict) -> tuple[int, int]:
@@ -63,6 +67,18 @@ def decode_clip(
   """
   h, w = frame_size(example) if frame_hw is None else frame_hw
   size = (h, w) if h * w <= pixels else jpeg.reduced_size(h, w, pixels)
+  if size != (h, w) and (h, w, pixels) not in _warned:
+    _warned.add((h, w, pixels))
+    logging.warning(
+      "%dx%d frames exceed config.data.canvas_pixels=%d: decoded at %dx%d (JPEG DCT "
+      "scaling); set canvas_pixels >= %d to keep their full resolution",
+      h,
+      w,
+      pixels,
+      size[0],
+      size[1],
+      h * w,
+    )
   t, l = flow_idx.shape
   rgb = np.zeros((len(rgb_idx), pixels, 3), np.uint8)
   flow = np.zeros((t, 2 * l, pixels), np.uint8)

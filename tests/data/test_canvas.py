@@ -92,7 +92,7 @@ def test_canvas_clip_is_the_packed_decoded_clip(scheme, flow_length):
     canvas.decode_clip(bad, rgb_idx, flow_idx, pixels)
 
 
-def test_frames_larger_than_the_canvas_decode_smaller_with_the_same_view():
+def test_frames_larger_than_the_canvas_decode_smaller_with_the_same_view(caplog):
   """A frame over ``pixels`` is decoded at M/8 in the DCT domain; the fitted
   parameters give the view of the full-size frame (same crop, rotation, flip,
   flow vectors), within resampling tolerance."""
@@ -105,9 +105,14 @@ def test_frames_larger_than_the_canvas_decode_smaller_with_the_same_view():
   rgb_idx, flow_idx = sampling.sample_clip(
     8, scheme="segments", num_steps=2, flow_length=2, rng=np.random.default_rng(0)
   )
+  canvas._warned.clear()
   full = canvas.decode_clip(ex, rgb_idx, flow_idx, h * w)
   small = canvas.decode_clip(ex, rgb_idx, flow_idx, 56 * 84)
   assert full[2] == (h, w) and small[2] == (56, 84)  # M = 7
+  # Said once per frame size: how to keep the full resolution.
+  canvas.decode_clip(ex, rgb_idx, flow_idx, 56 * 84)
+  said = [r.getMessage() for r in caplog.records if "canvas_pixels" in r.getMessage()]
+  assert len(said) == 1 and "set canvas_pixels >= 6144" in said[0], said
   outs = []
   for seed in range(4):
     p = augment_params.draw_params(np.random.default_rng(seed), "paper_a", (h, w), cfg)
