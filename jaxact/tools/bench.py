@@ -14,6 +14,14 @@ peak is known (``jaxact.train.perf``), the MFU. Every line also carries the
 1-minute load average when it was measured and ``XLA_FLAGS``, so figures from
 a shared machine can be judged.
 
+For two-stream models it also times the device augmentation of the same
+batch (``--augment``; ``auto``: paper A's recipe for ``two_stream_lstm``,
+paper B's for ``two_stream_convlstm``): ``jaxact.data.device_augment.augment``
+on canvases of 256×341 frames (UCF101 at short side 256) with parameters
+drawn as the pipeline draws them, output ``--size``², interleaved with the
+train step; its line gives ``share_of_train_step`` (ratio of the medians;
+the issue's goal on an accelerator is under 5%).
+
 ``--torch`` also runs ``transformers``' pure-PyTorch ResNet-101 (random
 weights, no download, float32) on the same number of frames in the same
 process. Its calls are *interleaved* with jaxact's ResNet-101 calls (jaxact,
@@ -38,6 +46,7 @@ import numpy as np
 import optax
 
 from jaxact import models
+from jaxact.data import augment_params, canvas, config, device_augment
 from jaxact.train import perf
 
 # The model whose time the PyTorch reference is compared with.
@@ -198,6 +207,49 @@ def prepare_torch_resnet101(batch: int, size: int, num_classes: int) -> dict[str
   return {"forward": forward, "train_step": train_step, "threads": torch.get_num_threads()}
 
 
+# --augment auto: the papers' recipes by model family.
+AUTO_RECIPES = {"two_stream_lstm": "paper_a", "two_stream_convlstm": "paper_b"}
+AUGMENT_FRAME = (256, 341)  # UCF101's 320×240 stored at short side 256
+
+
+def augment_recipe(model_name: str, choice: str) -> str | None:
+  """The recipe ``--augment choice`` times for ``model_name`` (None: none)."""
+  if not model_name.startswith("two_stream") or choice == "none":
+    return None
+  if choice != "auto":
+    return choice
+  family = model_name.removesuffix("_tiny")
+  return AUTO_RECIPES.get(family)
+
+
+def prepare_augment(
+  recipe: str, *, batch: int, frames: int, size: int, flow_length: int
+) -> Callable[[], object]:
+  """A compiled ``device_augment.augment`` call on a batch of canvases.
+
+  Frames are :data:`AUGMENT_FRAME` (smooth random content), the parameters
+  drawn by ``augment_params.draw_params`` with the default data config scaled
+  to ``size`` (``resize_short`` and ``crop_base`` = ``size × 256 / 224``).
+  """
+  h, w = AUGMENT_FRAME
+  cfg = config.get_data_config()
+  cfg.num_steps, cfg.flow_length, cfg.image_size = frames, flow_length, size
+  cfg.resize_short = cfg.crop_base = round(size * 256 / 224)
+  rng = np.random.default_rng(0)
+  yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+  phase = rng.uniform(0, 6.3, (frames, 1, 1, 3 + 2 * flow_length))
+  wave = np.sin(xx[None, ..., None] / 17.0 + phase) * np.cos(yy[None, ..., None] / 23.0)
+  clip = np.clip(127.5 + 100 * wave, 0, 255).astype(np.uint8)
+  rgb, flow = canvas.pack(clip[..., :3], clip[..., 3:], h * w)
+  params = augment_params.stack_params(
+    [augment_params.draw_params(rng, recipe, (h, w), cfg) for _ in range(batch)]
+  )
+  args = jax.device_put((params, np.stack([rgb] * batch), np.stack([flow] * batch)))
+  fn = jax.jit(lambda p, r, f: device_augment.augment(p, r, f, out_size=size, recipe=recipe))
+  compiled = fn.lower(*args).compile()
+  return lambda: compiled(*args)
+
+
 def _conditions() -> dict:
   """What the machine was doing: 1-minute load average and ``XLA_FLAGS``."""
   return {"load_1min": round(os.getloadavg()[0], 2), "xla_flags": os.environ.get("XLA_FLAGS", "")}
@@ -229,8 +281,13 @@ def bench_model(
   num_classes: int,
   repeats: int,
   torch_calls: dict | None = None,
+  augment: str | None = None,
 ) -> list[dict]:
   """Times forward and train step of ``model_name``; returns result records.
+
+  With ``augment`` (a recipe) the device augmentation of the same batch is
+  timed interleaved with the train step; its record (``what`` =
+  ``device_augment``) follows, with ``share_of_train_step``.
 
   With ``torch_calls`` (from :func:`prepare_torch_resnet101`) the PyTorch
   calls are timed interleaved with jaxact's and their records follow, each
@@ -260,10 +317,19 @@ def bench_model(
     fns = {"jaxact": fn}
     if torch_calls is not None:
       fns["torch"] = torch_calls[what]
+    if augment and what == "train_step":
+      fns["augment"] = prepare_augment(
+        augment, batch=batch, frames=frames, size=size, flow_length=flow_length
+      )
     times = time_interleaved(fns, repeats)
     conditions = _conditions()
     rec = _record(model_name, what, times["jaxact"], batch, flops, peak)
     records.append({**rec, **common, **conditions})
+    if "augment" in fns:
+      aug = _record(model_name, "device_augment", times["augment"], batch, None, None)
+      aug["recipe"] = augment
+      aug["share_of_train_step"] = round(aug["seconds"] / rec["seconds"], 4)
+      records.append({**aug, **common, **conditions})
     if torch_calls is not None:
       ref = {"model": "torch_transformers_resnet101", "what": what, **summarize(times["torch"])}
       ref["clips_per_s"] = round(batch / ref["seconds"], 3)
@@ -302,6 +368,13 @@ def main(argv=None) -> None:
     action="store_true",
     help=f"also time transformers' PyTorch ResNet-101, interleaved with {TORCH_REFERENCE_MODEL}",
   )
+  parser.add_argument(
+    "--augment",
+    default="auto",
+    choices=["auto", "none", *augment_params.RECIPES],
+    help="time the device augmentation of two-stream batches beside the train step "
+    "(auto: paper_a for two_stream_lstm, paper_b for two_stream_convlstm)",
+  )
   args = parser.parse_args(argv)
   if args.repeats < 1:
     parser.error("--repeats must be at least 1")
@@ -322,6 +395,7 @@ def main(argv=None) -> None:
       num_classes=args.num_classes,
       repeats=args.repeats,
       torch_calls=torch_calls if name == TORCH_REFERENCE_MODEL else None,
+      augment=augment_recipe(name, args.augment),
     )
     for rec in records:
       print(json.dumps(rec), flush=True)

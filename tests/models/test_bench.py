@@ -22,6 +22,21 @@ def test_bench_reports_forward_and_train_step(capsys):
   assert "mfu" not in records[0]  # no known peak on CPU
 
 
+def test_bench_times_the_device_augmentation_beside_the_train_step(capsys):
+  bench.main(
+    ["--model", "two_stream_lstm_tiny", "--batch", "2", "--size", "32", "--frames", "2"]
+    + ["--flow-length", "2", "--repeats", "2"]
+  )
+  records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+  assert [r["what"] for r in records] == ["forward", "train_step", "device_augment"]
+  step, aug = records[1], records[2]
+  assert aug["recipe"] == "paper_a" and aug["repeats"] == 2
+  assert aug["share_of_train_step"] == pytest.approx(aug["seconds"] / step["seconds"], rel=1e-2)
+  assert bench.augment_recipe("two_stream_convlstm", "auto") == "paper_b"
+  assert bench.augment_recipe("resnet101", "auto") is None
+  assert bench.augment_recipe("two_stream_lstm", "none") is None
+
+
 def test_time_interleaved_round_robin():
   calls = []
   fns = {"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}
