@@ -2,6 +2,7 @@
 
 import json
 
+import jax.numpy as jnp
 import pytest
 
 from jaxact.tools import bench
@@ -22,12 +23,19 @@ def test_bench_reports_forward_and_train_step(capsys):
   assert "mfu" not in records[0]  # no known peak on CPU
 
 
-def test_bench_times_the_device_augmentation_beside_the_train_step(capsys):
-  bench.main(
-    ["--model", "two_stream_lstm_tiny", "--batch", "2", "--size", "32", "--frames", "2"]
-    + ["--flow-length", "2", "--repeats", "2"]
+def test_bench_times_the_device_augmentation_beside_the_train_step():
+  # The plumbing, on the cheapest model (--augment auto picks two-stream models only).
+  records = bench.bench_model(
+    "resnet_tiny",
+    batch=2,
+    frames=2,
+    size=32,
+    flow_length=2,
+    dtype=jnp.float32,
+    num_classes=3,
+    repeats=2,
+    augment="paper_a",
   )
-  records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
   assert [r["what"] for r in records] == ["forward", "train_step", "device_augment"]
   step, aug = records[1], records[2]
   assert aug["recipe"] == "paper_a" and aug["repeats"] == 2
