@@ -26,7 +26,10 @@ frame), so ``flow_matrix`` is unchanged.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -39,6 +42,73 @@ def frame_size(example: dict) -> tuple[int, int]:
   """``(H, W)`` of an example's stored frames (read from the first JPEG's header)."""
   h, w, _ = jpeg.header(example["frames"][0])
   return h, w
+
+
+def decoded_size(frame_hw: tuple[int, int], pixels: int) -> tuple[int, int]:
+  """The size frames of ``frame_hw`` are decoded to on a canvas of ``pixels``:
+  as stored, or the largest DCT-domain reduction that fits (said once per size)."""
+  h, w = frame_hw
+  if h * w <= pixels:
+    return h, w
+  size = jpeg.reduced_size(h, w, pixels)
+  if (h, w, pixels) not in _warned:
+    _warned.add((h, w, pixels))
+    logging.warning(
+      "%dx%d frames exceed config.data.canvas_pixels=%d: decoded at %dx%d (JPEG DCT "
+      "scaling); set canvas_pixels >= %d to keep their full resolution",
+      h,
+      w,
+      pixels,
+      size[0],
+      size[1],
+      h * w,
+    )
+  return size
+
+
+@dataclasses.dataclass(frozen=True)
+class PendingClip:
+  """A sampled clip whose JPEGs are decoded later, straight into a batch.
+
+  The pipeline's samplers return these and :class:`Collate` decodes every
+  clip of a batch into the batch's own canvases: no per-clip canvas, no copy
+  of it into the batch.
+
+  Attributes:
+    example: the record (``frames``, ``flow_x``, ``flow_y``: JPEG bytes, read
+      when indexed).
+    rgb_idx: int ``(T,)`` RGB frame indices.
+    flow_idx: int ``(T, L)`` flow indices.
+    size: ``(H', W')`` the frames are decoded to (:func:`decoded_size`).
+  """
+
+  example: Any
+  rgb_idx: np.ndarray
+  flow_idx: np.ndarray
+  size: tuple[int, int]
+
+  def decode_into(self, rgb: np.ndarray, flow: np.ndarray) -> None:
+    """Decodes into zeroed canvases ``rgb (T, P, 3)`` and ``flow (T, 2L, P)``.
+
+    Raises:
+      ValueError: a JPEG is unreadable or of another size than the first frame.
+    """
+    ex, size = self.example, self.size
+    for a, i in enumerate(self.rgb_idx):
+      jpeg.decode_into(ex["frames"][int(i)], rgb[a], gray=False, size=size)
+    n = size[0] * size[1]
+    t, l = self.flow_idx.shape
+    done: dict[tuple[int, int], np.ndarray] = {}
+    for a in range(t):
+      for b in range(l):
+        for c, key in enumerate(("flow_x", "flow_y")):
+          plane = flow[a, 2 * b + c]
+          i = int(self.flow_idx[a, b])
+          if (c, i) in done:  # overlapping stacks (uniform sampling) decode once
+            plane[:n] = done[(c, i)]
+          else:
+            jpeg.decode_into(ex[key][i], plane, gray=True, size=size)
+            done[(c, i)] = plane[:n]
 
 
 def decode_clip(
@@ -65,38 +135,58 @@ def decode_clip(
   Raises:
     ValueError: a JPEG is unreadable or of another size than the first frame.
   """
-  h, w = frame_size(example) if frame_hw is None else frame_hw
-  size = (h, w) if h * w <= pixels else jpeg.reduced_size(h, w, pixels)
-  if size != (h, w) and (h, w, pixels) not in _warned:
-    _warned.add((h, w, pixels))
-    logging.warning(
-      "%dx%d frames exceed config.data.canvas_pixels=%d: decoded at %dx%d (JPEG DCT "
-      "scaling); set canvas_pixels >= %d to keep their full resolution",
-      h,
-      w,
-      pixels,
-      size[0],
-      size[1],
-      h * w,
-    )
-  t, l = flow_idx.shape
-  rgb = np.zeros((len(rgb_idx), pixels, 3), np.uint8)
+  size = decoded_size(frame_size(example) if frame_hw is None else frame_hw, pixels)
+  clip = PendingClip(example, np.asarray(rgb_idx), np.asarray(flow_idx), size)
+  t, l = clip.flow_idx.shape
+  rgb = np.zeros((len(clip.rgb_idx), pixels, 3), np.uint8)
   flow = np.zeros((t, 2 * l, pixels), np.uint8)
-  for a, i in enumerate(rgb_idx):
-    jpeg.decode_into(example["frames"][int(i)], rgb[a], gray=False, size=size)
-  n = size[0] * size[1]
-  done: dict[tuple[int, int], np.ndarray] = {}
-  for a in range(t):
-    for b in range(l):
-      for c, key in enumerate(("flow_x", "flow_y")):
-        plane = flow[a, 2 * b + c]
-        i = int(flow_idx[a, b])
-        if (c, i) in done:  # overlapping stacks (uniform sampling) decode once
-          plane[:n] = done[(c, i)]
-        else:
-          jpeg.decode_into(example[key][i], plane, gray=True, size=size)
-          done[(c, i)] = plane[:n]
+  clip.decode_into(rgb, flow)
   return rgb, flow, size
+
+
+class Collate:
+  """Grain ``batch_fn``: a list of sampled examples → one batch, decoded in place.
+
+  Training examples carry ``clip``, a :class:`PendingClip`; evaluation
+  examples carry ``clips``, a tuple of ``num_clips`` of them, or None for a
+  padding example. The batch gets ``rgb (B, T, P, 3)`` / ``(B, C, T, P, 3)``
+  and ``flow (B, T, 2L, P)`` / ``(B, C, T, 2L, P)`` uint8 canvases, zero
+  where no frame is; every other key is stacked (nested dicts too).
+
+  Args:
+    pixels: P.
+    num_steps, flow_length: T and L.
+    num_clips: C for evaluation batches; None for training batches.
+  """
+
+  def __init__(self, pixels: int, num_steps: int, flow_length: int, num_clips: int | None = None):
+    self.pixels, self.t, self.l = int(pixels), int(num_steps), int(flow_length)
+    self.num_clips = num_clips
+
+  def __call__(self, examples: Sequence[dict]) -> dict:
+    key = "clip" if self.num_clips is None else "clips"
+    lead = (len(examples),) if self.num_clips is None else (len(examples), self.num_clips)
+    rgb = np.zeros(lead + (self.t, self.pixels, 3), np.uint8)
+    flow = np.zeros(lead + (self.t, 2 * self.l, self.pixels), np.uint8)
+    for b, ex in enumerate(examples):
+      if self.num_clips is None:
+        ex[key].decode_into(rgb[b], flow[b])
+      elif ex[key] is not None:
+        for c, clip in enumerate(ex[key]):
+          clip.decode_into(rgb[b, c], flow[b, c])
+    out = _stack([{k: v for k, v in ex.items() if k != key} for ex in examples])
+    out["rgb"], out["flow"] = rgb, flow
+    return out
+
+
+def _stack(dicts: Sequence[dict]) -> dict:
+  out = {}
+  for k, v in dicts[0].items():
+    if isinstance(v, dict):
+      out[k] = _stack([d[k] for d in dicts])
+    else:
+      out[k] = np.stack([np.asarray(d[k]) for d in dicts])
+  return out
 
 
 def pack(rgb: np.ndarray, flow: np.ndarray, pixels: int) -> tuple[np.ndarray, np.ndarray]:

@@ -34,7 +34,8 @@ mirror for flipped ones), which ``jaxact.runtime.scoring`` applies before
 averaging the views. A dataset without the declaration (or built before it
 existed) has no ``view_perm`` and its flips keep labels.
 
-Only the sampled frames are JPEG-decoded. ``get_state``/``set_state`` save and
+Only the sampled frames are JPEG-decoded, by the batch function
+(``canvas.Collate``), straight into the batch's canvases. ``get_state``/``set_state`` save and
 restore the Grain iterator position exactly (JSON bytes).
 """
 
@@ -156,15 +157,17 @@ class LazyRecords:
 
 
 class TrainSample(grain.transforms.RandomMap):
-  """Example + RNG → ``{'rgb', 'flow', 'label', 'aug'}``: decoded, not augmented.
+  """Example + RNG → ``{'clip', 'label', 'aug'}``: sampled, not yet decoded.
 
-  ``rgb`` uint8 ``(T, P, 3)`` and ``flow`` ``(T, 2L, P)`` canvases
-  (P = ``cfg.canvas_pixels``), ``aug`` the recipe's parameters
-  (``augment_params.draw_params``, fitted to the decoded size). The RNG is
-  consumed as the CPU recipe would (sampling, then the recipe's draws), so a
-  seed gives the same clip, crop, rotation and flip as ``transforms.augment``.
-  ``mirror``: the dataset's flip permutation (``DatasetInfo.mirror``) or None;
-  a flipped clip's label is ``mirror[label]``.
+  ``clip`` is a ``canvas.PendingClip`` (the sampled frames; the batch's
+  ``canvas.Collate`` decodes it into the batch: ``rgb`` uint8 ``(T, P, 3)``,
+  ``flow`` ``(T, 2L, P)`` per example, P = ``cfg.canvas_pixels``), ``aug``
+  the recipe's parameters (``augment_params.draw_params``, fitted to the
+  decoded size). The RNG is consumed as the CPU recipe would (sampling, then
+  the recipe's draws), so a seed gives the same clip, crop, rotation and flip
+  as ``transforms.augment``. ``mirror``: the dataset's flip permutation
+  (``DatasetInfo.mirror``) or None; a flipped clip's label is
+  ``mirror[label]``.
   """
 
   def __init__(self, cfg, mirror: np.ndarray | None = None):
@@ -184,28 +187,29 @@ class TrainSample(grain.transforms.RandomMap):
       rng=rng,
     )
     frame_hw = canvas.frame_size(example)
-    rgb, flow, decoded_hw = canvas.decode_clip(example, rgb_idx, flow_idx, self.pixels, frame_hw)
+    size = canvas.decoded_size(frame_hw, self.pixels)
     params = augment_params.draw_params(rng, self.augment, frame_hw, self.cfg, self.num_steps)
     label = transforms.mirror_label(int(example["label"]), bool(params["flip"]), self.mirror)
     return {
-      "rgb": rgb,
-      "flow": flow,
+      "clip": canvas.PendingClip(example, rgb_idx, flow_idx, size),
       "label": np.int32(label),
-      "aug": canvas.fit_params(params, frame_hw, decoded_hw),
+      "aug": canvas.fit_params(params, frame_hw, size),
     }
 
 
 class EvalSample(grain.transforms.Map):
-  """Local position → ``{'rgb', 'flow', 'aug', 'label', 'mask', 'index'}``.
+  """Local position → ``{'clips', 'aug', 'label', 'mask', 'index'}``.
 
-  ``rgb`` uint8 ``(C, T, P, 3)`` and ``flow`` ``(C, T, 2L, P)``: the canvases
-  of ``C = cfg.eval_clips`` clips; ``aug`` their views' parameters
-  (``augment_params.eval_params``, leading axis C; ``eval_crops`` views
-  each). The eval step makes the ``V = C × eval_crops`` views on the device
-  (``device_augment.eval_inputs``), clip-major.
+  ``clips`` are ``C = cfg.eval_clips`` ``canvas.PendingClip`` (None for a
+  padding example), decoded into the batch by ``canvas.Collate``: ``rgb``
+  uint8 ``(C, T, P, 3)``, ``flow`` ``(C, T, 2L, P)`` per example. ``aug``
+  holds the views' parameters (``augment_params.eval_params``, leading axis
+  C; ``eval_crops`` views each); the eval step makes the ``V = C ×
+  eval_crops`` views on the device (``device_augment.eval_inputs``),
+  clip-major.
 
   Position k of process p is example ``p + k P``; positions past the split
-  are padding (zeros, ``mask=False``, ``index=-1``). With a flip permutation
+  are padding (``mask=False``, ``index=-1``). With a flip permutation
   ``mirror`` (``DatasetInfo.mirror``) and flipped views (10-crop), every
   example also has ``view_perm`` int32 ``(V, K)``
   (``transforms.view_permutations``).
@@ -241,12 +245,10 @@ class EvalSample(grain.transforms.Map):
 
   def _clips(self, k):
     c = self.cfg
-    pixels, t, l2 = int(c.canvas_pixels), c.num_steps, 2 * c.flow_length
     idx = self.p + int(k) * self.pc
     if idx >= self.n:
       return {
-        "rgb": np.zeros((c.eval_clips, t, pixels, 3), np.uint8),
-        "flow": np.zeros((c.eval_clips, t, l2, pixels), np.uint8),
+        "clips": None,
         "aug": self._params((1, 1), (1, 1)),
         "label": np.int32(0),
         "mask": np.bool_(False),
@@ -254,7 +256,8 @@ class EvalSample(grain.transforms.Map):
       }
     example = self.source[idx]
     frame_hw = canvas.frame_size(example)
-    rgbs, flows = [], []
+    size = canvas.decoded_size(frame_hw, int(c.canvas_pixels))
+    clips = []
     for clip in range(c.eval_clips):
       rgb_idx, flow_idx = sampling.sample_clip(
         int(example["num_frames"]),
@@ -264,17 +267,25 @@ class EvalSample(grain.transforms.Map):
         clip=clip,
         num_clips=c.eval_clips,
       )
-      rgb, flow, decoded_hw = canvas.decode_clip(example, rgb_idx, flow_idx, pixels, frame_hw)
-      rgbs.append(rgb)
-      flows.append(flow)
+      clips.append(canvas.PendingClip(example, rgb_idx, flow_idx, size))
     return {
-      "rgb": np.stack(rgbs),
-      "flow": np.stack(flows),
-      "aug": self._params(frame_hw, decoded_hw),
+      "clips": tuple(clips),
+      "aug": self._params(frame_hw, size),
       "label": np.int32(example["label"]),
       "mask": np.bool_(True),
       "index": np.int64(idx),
     }
+
+
+def collate(data_cfg, *, train: bool) -> canvas.Collate:
+  """The batch function of ``data_cfg``'s training or evaluation examples
+  (:class:`TrainSample` / :class:`EvalSample` → one batch of canvases)."""
+  return canvas.Collate(
+    data_cfg.canvas_pixels,
+    data_cfg.num_steps,
+    data_cfg.flow_length,
+    None if train else data_cfg.eval_clips,
+  )
 
 
 class _ProcessSlice(grain.MapDataset):
@@ -449,14 +460,14 @@ def create_loader(
       process_index=process_index,
       process_count=process_count,
     )
-    ds = ds.batch(batch, drop_remainder=True)
+    ds = ds.batch(batch, drop_remainder=True, batch_fn=collate(data_cfg, train=True))
     num_batches = None
   else:
     per_process = math.ceil(n / process_count)
     num_batches = math.ceil(per_process / batch)
     ds = grain.MapDataset.range(num_batches * batch)
     ds = ds.map(EvalSample(source, data_cfg, process_index, process_count, mirror))
-    ds = ds.batch(batch, drop_remainder=False)
+    ds = ds.batch(batch, drop_remainder=False, batch_fn=collate(data_cfg, train=False))
   it_ds = ds.to_iter_dataset(
     grain.ReadOptions(
       num_threads=max(1, data_cfg.read_threads),

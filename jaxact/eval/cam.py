@@ -255,10 +255,10 @@ def video_windows(
     example = predict.encode_video(frames, settings)
   n = int(example["num_frames"])
   cfg = {**dict(data_cfg), "eval_clips": int(num_windows), "eval_crops": 1}
-  sample = pipeline.EvalSample([example], ml_collections.ConfigDict(cfg), 0, 1).map(0)
-  views = device_augment.eval_inputs(
-    jax.tree.map(lambda x: x[None], sample), out_size=int(cfg["image_size"])
-  )
+  cfg = ml_collections.ConfigDict(cfg)
+  sample = pipeline.EvalSample([example], cfg, 0, 1).map(0)
+  batch = pipeline.collate(cfg, train=False)([sample])
+  views = device_augment.eval_inputs(batch, out_size=cfg.image_size)
   steps = [
     sampling.sample_clip(
       n,

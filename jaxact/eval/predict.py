@@ -336,11 +336,13 @@ def window_example(example: dict, start: int, stop: int) -> dict:
   }
 
 
-def _batches(samples: pipeline.EvalSample, count: int, batch_size: int) -> Iterator[dict]:
-  """Evaluation batches of ``count`` examples (the last padded, ``mask=False``)."""
+def _batches(
+  samples: pipeline.EvalSample, collate: Any, count: int, batch_size: int
+) -> Iterator[dict]:
+  """Evaluation batches of ``count`` examples (the last padded, ``mask=False``),
+  made by ``collate`` (``pipeline.collate``)."""
   for first in range(0, count, batch_size):
-    items = [samples.map(k) for k in range(first, first + batch_size)]
-    yield jax.tree.map(lambda *xs: np.stack(xs), *items)
+    yield collate([samples.map(k) for k in range(first, first + batch_size)])
 
 
 # --- results --------------------------------------------------------------------
@@ -510,7 +512,7 @@ class Predictor:
     scores, _, _ = scoring.score_dataset(
       self.model,
       self.variables,
-      _batches(samples, len(source), batch),
+      _batches(samples, pipeline.collate(c.data, train=False), len(source), batch),
       self.mesh,
       c,
       num_batches=math.ceil(len(source) / batch),

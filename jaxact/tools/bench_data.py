@@ -15,7 +15,10 @@ L=10, recipe ``paper_b``), output 224×224:
    ``pipeline.TrainSample(cfg).random_map(example, rng)``.
 
    Both in clips per CPU-second of this process (``time.process_time``; one
-   OpenCV thread), the same clips (same seeds, so the same sampled frames),
+   OpenCV thread), every 8 clips collated into a batch (the reference:
+   ``np.stack``, as MMAction2's collate; jaxact: ``pipeline.collate``, Grain's
+   ``batch_fn``, which decodes the clips straight into the batch), the same
+   clips (same seeds, so the same sampled frames),
    timed in turn within each round (the order alternates; one warm-up round,
    then ``--repeats``): median (min–max), and the ratio jaxact / OpenCV taken
    within each round;
@@ -61,7 +64,6 @@ from PIL import Image
 from jaxact import models
 from jaxact.configs import ucf101_paper_a, ucf101_paper_b
 from jaxact.data import (
-  augment_params,
   build,
   datasets,
   device_augment,
@@ -181,13 +183,16 @@ def paper_configs() -> dict:
   return {k: c.data for k, c in paper_experiments().items()}
 
 
-def time_host(records, folders: str, cfg, clips: int, repeats: int) -> dict:
+def time_host(records, folders: str, cfg, clips: int, repeats: int, batch: int = 8) -> dict:
   """Clips per CPU-second of the OpenCV reference and of jaxact's host path.
 
   Clip k reads video ``k mod N`` with generator ``default_rng(k)`` in both
-  layouts, so both decode the same sampled frames. Each round times the two
-  in turn (OpenCV first in even rounds, jaxact first in odd ones); round 0
-  warms up (page cache, allocator, imports) and is dropped.
+  layouts, so both decode the same sampled frames. Every ``batch`` clips are
+  collated into one batch (``np.stack`` of each array, what Grain's ``batch``
+  and MMAction2's collate do), which is timed too: jaxact's canvases are
+  larger than the reference's augmented clips. Each round times the two in
+  turn (OpenCV first in even rounds, jaxact first in odd ones); round 0 warms
+  up (page cache, allocator, imports) and is dropped.
 
   Args:
     records: ``pipeline.LazyRecords`` of the dataset.
@@ -195,6 +200,7 @@ def time_host(records, folders: str, cfg, clips: int, repeats: int) -> dict:
     cfg: a data config of :func:`paper_configs`.
     clips: clips per layout and round.
     repeats: timed rounds.
+    batch: clips per collated batch.
 
   Returns:
     ``{'opencv': float (repeats,), 'jaxact': float (repeats,)}`` clips per
@@ -204,14 +210,16 @@ def time_host(records, folders: str, cfg, clips: int, repeats: int) -> dict:
   names = sorted(d for d in os.listdir(folders) if d.startswith("video_"))
   counts = [sum(f.startswith("img_") for f in os.listdir(os.path.join(folders, d))) for d in names]
   sample = pipeline.TrainSample(cfg, mirror=None)
+  collate = {"opencv": lambda clips: jax.tree.map(lambda *x: np.stack(x), *clips)}
+  collate["jaxact"] = pipeline.collate(cfg, train=True)
 
   def opencv(k: int):
     i = k % n
     rng = np.random.default_rng(k)
-    mmaction_reference.read_clip(os.path.join(folders, names[i]), counts[i], cfg, rng)
+    return mmaction_reference.read_clip(os.path.join(folders, names[i]), counts[i], cfg, rng)
 
   def jaxact(k: int):
-    sample.random_map(records[k % n], np.random.default_rng(k))
+    return sample.random_map(records[k % n], np.random.default_rng(k))
 
   layouts = {"opencv": opencv, "jaxact": jaxact}
   rates = {name: [] for name in layouts}
@@ -219,8 +227,12 @@ def time_host(records, folders: str, cfg, clips: int, repeats: int) -> dict:
     order = list(layouts) if round_ % 2 == 0 else list(layouts)[::-1]
     for name in order:
       c0 = time.process_time()
+      pending = []
       for k in range(clips):
-        layouts[name](k)
+        pending.append(layouts[name](k))
+        if len(pending) == batch or k == clips - 1:
+          collate[name](pending)
+          pending = []
       if round_:
         rates[name].append(clips / (time.process_time() - c0))
   return {name: np.asarray(r, np.float64) for name, r in rates.items()}
@@ -229,22 +241,19 @@ def time_host(records, folders: str, cfg, clips: int, repeats: int) -> dict:
 def time_device(records, cfg, batch: int, calls: int = 3) -> tuple[float, float]:
   """Milliseconds per clip of ``device_augment.augment`` on a batch of host outputs.
 
-  ``batch`` clips go through ``TrainSample.random_map``; their ``aug`` dicts
-  are stacked with ``augment_params.stack_params`` and the arrays with
-  ``np.stack``, put on the default device, and the jitted augmentation is
-  called once to compile, then ``calls`` times (``block_until_ready``).
+  ``batch`` clips go through ``TrainSample.random_map`` and
+  ``pipeline.collate`` (one host batch, as the loader makes it), are put on
+  the default device, and the jitted augmentation is called once to compile,
+  then ``calls`` times (``block_until_ready``).
 
   Returns:
     ``(wall ms per clip, process CPU ms per clip)``, medians over the calls.
   """
   sample = pipeline.TrainSample(cfg, mirror=None)
-  outs = [
-    sample.random_map(records[k % len(records)], np.random.default_rng(k)) for k in range(batch)
-  ]
-  aug = augment_params.stack_params([o["aug"] for o in outs])
-  rgb = np.stack([o["rgb"] for o in outs])
-  flow = np.stack([o["flow"] for o in outs])
-  args = jax.device_put((aug, rgb, flow))
+  host = pipeline.collate(cfg, train=True)(
+    [sample.random_map(records[k % len(records)], np.random.default_rng(k)) for k in range(batch)]
+  )
+  args = jax.device_put((host["aug"], host["rgb"], host["flow"]))
   run = lambda: device_augment.augment(*args, out_size=cfg.image_size, recipe=cfg.augment)
   jax.block_until_ready(run())  # compile
   wall, cpu = [], []

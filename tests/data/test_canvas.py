@@ -138,3 +138,37 @@ def test_frames_larger_than_the_canvas_decode_smaller_with_the_same_view(caplog)
 def test_pack_rejects_frames_that_do_not_fit():
   with pytest.raises(ValueError, match="do not fit a canvas of 100 pixels"):
     canvas.pack(np.zeros((1, 10, 11, 3), np.uint8), np.zeros((1, 10, 11, 2), np.uint8), 100)
+
+
+def test_collate_decodes_each_clip_into_the_batch():
+  """The batch function = each clip's canvases stacked (training), and an
+  evaluation batch may hold padding examples only (a process's last batch)."""
+  examples = [_example(24, 40, seed=s) for s in (0, 10)]
+  pixels = 24 * 40 + 50
+  draws = [
+    sampling.sample_clip(
+      8, scheme="uniform", num_steps=3, flow_length=2, rng=np.random.default_rng(s)
+    )
+    for s in range(2)
+  ]
+  train = canvas.Collate(pixels, 3, 2)(
+    [
+      {
+        "clip": canvas.PendingClip(ex, r, f, (24, 40)),
+        "label": np.int32(k),
+        "aug": {"a": np.ones(2)},
+      }
+      for k, (ex, (r, f)) in enumerate(zip(examples, draws))
+    ]
+  )
+  assert train["rgb"].shape == (2, 3, pixels, 3) and train["flow"].shape == (2, 3, 4, pixels)
+  np.testing.assert_array_equal(train["label"], [0, 1])
+  assert train["aug"]["a"].shape == (2, 2)
+  for k, (ex, (r, f)) in enumerate(zip(examples, draws)):
+    want_rgb, want_flow, _ = canvas.decode_clip(ex, r, f, pixels)
+    np.testing.assert_array_equal(train["rgb"][k], want_rgb)
+    np.testing.assert_array_equal(train["flow"][k], want_flow)
+  padding = {"clips": None, "label": np.int32(0), "mask": np.bool_(False)}
+  evaluation = canvas.Collate(pixels, 3, 2, num_clips=2)([padding, padding])
+  assert evaluation["rgb"].shape == (2, 2, 3, pixels, 3) and not evaluation["rgb"].any()
+  assert evaluation["flow"].shape == (2, 2, 3, 4, pixels) and not evaluation["mask"].any()

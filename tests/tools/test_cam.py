@@ -5,7 +5,6 @@ import os
 import sys
 from pathlib import Path
 
-import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
@@ -143,12 +142,10 @@ def test_windows_are_what_evaluation_sees_of_the_stored_video(tmp_path):
   settings = predict.build_settings(ml_collections.ConfigDict(data))
   windows = cam_lib.video_windows(clip, data, settings=settings, num_windows=2)
   example = predict.load_video(clip, settings)
-  sample = pipeline.EvalSample(
-    [example], ml_collections.ConfigDict({**data, "eval_clips": 2, "eval_crops": 1}), 0, 1
-  ).map(0)
-  views = device_augment.eval_inputs(
-    jax.tree.map(lambda x: x[None], sample), out_size=data["image_size"]
-  )
+  cfg = ml_collections.ConfigDict({**data, "eval_clips": 2, "eval_crops": 1})
+  sample = pipeline.EvalSample([example], cfg, 0, 1).map(0)
+  batch = pipeline.collate(cfg, train=False)([sample])
+  views = device_augment.eval_inputs(batch, out_size=data["image_size"])
   assert windows["num_frames"] == example["num_frames"] == 10
   assert windows["rgb"].shape == (2, T, data["image_size"], data["image_size"], 3)
   np.testing.assert_array_equal(windows["rgb"], views["rgb"][0])
