@@ -14,7 +14,9 @@ A 256×341 UCF101 frame and a 455×256 portrait Kinetics frame both fit
 ``P = 256 × 456``, without padding rows or transposing. The rest of the canvas
 is zero (never read: the device clamps to the valid frame).
 
-JPEGs decode straight into the canvas (:func:`jaxact.data.jpeg.decode_into`).
+JPEGs decode straight into the canvas (:func:`jaxact.data.jpeg.decode_into`);
+the pipeline's batch function (:class:`Collate`) decodes every sampled clip
+(:class:`PendingClip`) into the batch's own canvases.
 A frame with more than P pixels is decoded smaller in the DCT domain
 (``M/8`` of its size, M = 7 … 1: :func:`jaxact.data.jpeg.reduced_size`), and
 :func:`fit_params` rescales its parameters, which were drawn for the stored
