@@ -16,6 +16,7 @@ import numpy as np
 
 from jaxact import config as config_lib
 from jaxact.data import device_augment
+from jaxact.data.canvas import StoredFrameError
 from jaxact.data.datasets import DatasetNotBuiltError
 from jaxact.eval import cam, evaluate, figures
 from jaxact.eval import table as table_lib
@@ -42,6 +43,7 @@ class WorkdirError(ValueError):
 # A user's mistake, reported in one line (exit status 1) instead of a traceback.
 USER_ERRORS = (
   config_lib.ConfigError,
+  StoredFrameError,
   DatasetNotBuiltError,
   loop.NonFiniteLossError,
   InitFromError,

@@ -40,9 +40,29 @@ from jaxact.data import jpeg
 _warned: set[tuple[int, int, int]] = set()
 
 
+class StoredFrameError(ValueError):
+  """A stored JPEG of a built dataset cannot be decoded (damaged storage)."""
+
+
+def _damaged(example: dict, error: ValueError) -> StoredFrameError:
+  """The one-line error of a damaged record (``where``: the record's place,
+  from the index's image lists or ``pipeline.LazyRecords``)."""
+  where = example.get("where") or getattr(example["frames"], "where", "a stored video")
+  return StoredFrameError(
+    f"{where}: a stored frame cannot be decoded ({error}); the dataset is damaged: build it again"
+  )
+
+
 def frame_size(example: dict) -> tuple[int, int]:
-  """``(H, W)`` of an example's stored frames (read from the first JPEG's header)."""
-  h, w, _ = jpeg.header(example["frames"][0])
+  """``(H, W)`` of an example's stored frames (read from the first JPEG's header).
+
+  Raises:
+    StoredFrameError: the header is unreadable.
+  """
+  try:
+    h, w, _ = jpeg.header(example["frames"][0])
+  except ValueError as e:
+    raise _damaged(example, e) from None
   return h, w
 
 
@@ -93,8 +113,20 @@ class PendingClip:
     """Decodes into zeroed canvases ``rgb (T, P, 3)`` and ``flow (T, 2L, P)``.
 
     Raises:
-      ValueError: a JPEG is unreadable or of another size than the first frame.
+      StoredFrameError: a JPEG is unreadable or of another size than the
+        first frame (one line: which record, which image).
     """
+    try:
+      self._decode(rgb, flow)
+    except StoredFrameError:
+      raise
+    except ValueError as e:
+      where = getattr(self.example["frames"], "where", "a stored video")
+      raise StoredFrameError(
+        f"{where}: a stored frame cannot be decoded ({e}); the dataset is damaged: build it again"
+      ) from None
+
+  def _decode(self, rgb: np.ndarray, flow: np.ndarray) -> None:
     ex, size = self.example, self.size
     for a, i in enumerate(self.rgb_idx):
       jpeg.decode_into(ex["frames"][int(i)], rgb[a], gray=False, size=size)

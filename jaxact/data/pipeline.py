@@ -153,6 +153,7 @@ class LazyRecords:
     out = {k: feats[k].bytes_list.value for k in record_index.KEYS}
     out["num_frames"] = int(feats["num_frames"].int64_list.value[0])
     out["label"] = int(feats["label"].int64_list.value[0])
+    out["where"] = f"{self._source.dataset_info.data_dir}, example {int(index)}"
     return out
 
 

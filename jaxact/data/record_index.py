@@ -410,6 +410,11 @@ class ImageList:
   def __len__(self) -> int:
     return len(self._spans)
 
+  @property
+  def where(self) -> str:
+    """The record's place, for messages: ``SHARD @ logical offset N``."""
+    return f"{self._shard} @ logical offset {self._start}"
+
   def __getitem__(self, i: int) -> bytes:
     offset, length = self._spans[int(i)]  # IndexError past the end
     start = self._start + offset

@@ -1,5 +1,6 @@
 """Byte-range frame reads (jaxact.data.record_index) against TFDS's reader."""
 
+import json
 import logging
 import os
 import pickle
@@ -258,3 +259,53 @@ def test_open_shards_are_bounded_and_evicted_ones_still_read(built, tmp_path, mo
   gc.collect()
   # ...and are closed once nothing does: only the cached two stay open.
   assert open_shard_fds() <= 2
+
+
+def test_a_damaged_stored_frame_is_one_clear_error(built, tmp_path):
+  """Storage damage inside a JPEG (its markers intact) that the byte-range
+  reads do not notice (the index fingerprints the shard's size, head and
+  tail: damage in a large shard's middle goes unseen; here the fingerprint is
+  updated to the damaged bytes) stops the loader with a StoredFrameError
+  naming the shard, not a decoder traceback; ``jaxact.main`` prints it as one
+  line (experiment.USER_ERRORS). Whole-record reads see such damage earlier,
+  as ArrayRecord's chunk checksum error."""
+  from jaxact import experiment
+  from jaxact.data import canvas, config
+
+  info, _ = built
+  copy = tmp_path / "tfds"
+  shutil.copytree(os.path.dirname(os.path.dirname(os.path.dirname(info.path))), copy)
+  (shard,) = copy.glob("*/*/*/*.array_record-*")
+  lazy = pipeline.LazyRecords(
+    tfds.builder_from_directory(str(shard.parent)).as_data_source("train")
+  )
+  data = bytearray(shard.read_bytes())
+  for key in ("flow_x", "frames"):  # every flow x plane; frame 0's header too
+    for image in lazy[0][key]:
+      at = data.find(image)
+      assert at > 0
+      data[at + 2 : at + 40] = b"\x00" * 38  # SOI and EOI kept
+  shard.write_bytes(bytes(data))
+  header = os.path.join(record_index.index_dir(str(shard)), "header.json")
+  with open(header) as f:
+    fields = json.load(f)
+  fields.update(record_index._fingerprint(str(shard)))  # pylint: disable=protected-access
+  with open(header, "w") as f:
+    json.dump(fields, f)
+  c = config.get_data_config()
+  c.name, c.builder_config, c.data_dir = "synthetic_motion", info.config, str(copy)
+  c.train_split = c.eval_split = "train"
+  c.num_steps, c.flow_length, c.image_size, c.resize_short = 2, 3, 32, 40
+  c.num_workers = 0
+  for train in (True, False):
+    loader = pipeline.create_loader(c, split="train", train=train, global_batch_size=6, seed=0)
+    with pytest.raises(canvas.StoredFrameError, match="cannot be decoded .*build it again") as e:
+      for _ in range(4):
+        next(iter(loader))
+    assert f"{shard} @ logical offset" in str(e.value) and "\n" not in str(e.value)
+    loader.close()
+  assert canvas.StoredFrameError in experiment.USER_ERRORS
+  # Only the header of frame 0 damaged is the same one error, raised when sampling.
+  example = lazy[0]
+  with pytest.raises(canvas.StoredFrameError):
+    canvas.frame_size({"frames": [bytes(example["frames"][0][:2]) + b"\x00" * 40]})
