@@ -55,46 +55,10 @@ from jaxact.data import (
   augment_params,
   canvas,
   datasets,
-  jpeg,
   record_index,
   sampling,
   transforms,
 )
-
-
-def decode_clip(
-  example: dict, rgb_idx: np.ndarray, flow_idx: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-  """Decodes only the sampled frames and flows of one stored example.
-
-  Args:
-    example: a record from the data source (``frames``, ``flow_x``,
-      ``flow_y`` lists of JPEG bytes).
-    rgb_idx: int ``(T,)`` RGB frame indices.
-    flow_idx: int ``(T, L)`` flow indices.
-
-  Returns:
-    ``rgb`` uint8 ``(T, H, W, 3)``, ``flow`` uint8 ``(T, H, W, 2L)``
-    (channels x1, y1, x2, y2, …).
-  """
-  frames, fx, fy = example["frames"], example["flow_x"], example["flow_y"]
-  cache = {}
-
-  def get(seq, key, i):
-    k = (key, int(i))
-    if k not in cache:
-      cache[k] = jpeg.decode(seq[int(i)])
-    return cache[k]
-
-  rgb = np.stack([get(frames, "r", i) for i in rgb_idx])
-  t, l = flow_idx.shape
-  h, w = rgb.shape[1:3]
-  flow = np.empty((t, h, w, 2 * l), np.uint8)
-  for a in range(t):
-    for b in range(l):
-      flow[a, ..., 2 * b] = get(fx, "x", flow_idx[a, b])
-      flow[a, ..., 2 * b + 1] = get(fy, "y", flow_idx[a, b])
-  return rgb, flow
 
 
 class LazyRecords:

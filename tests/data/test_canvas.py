@@ -1,8 +1,8 @@
 """Host side of the device pipeline: JPEG decoding onto canvases.
 
 References: Pillow's decoder (what jaxact decoded with before; the same
-libjpeg-turbo pixels are expected), ``pipeline.decode_clip`` (full frames,
-interleaved flow), and the device augmentation of full-size frames.
+libjpeg-turbo pixels are expected), the sampled clip decoded by Pillow (full
+frames, interleaved flow), and the device augmentation of full-size frames.
 """
 
 import io
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from jaxact.data import augment_params, canvas, config, device_augment, jpeg, pipeline, sampling
+from jaxact.data import augment_params, canvas, config, device_augment, jpeg, sampling
 
 
 def _smooth(h, w, c, seed):
@@ -68,10 +68,19 @@ def test_decode_into_packs_rows_into_the_buffer():
     jpeg.header(b"not a jpeg")
 
 
+def _pillow_clip(ex, rgb_idx, flow_idx):
+  """The sampled clip decoded by Pillow: rgb ``(T, H, W, 3)``, flow ``(T, H, W, 2L)``."""
+  rgb = np.stack([_pillow(ex["frames"][int(i)]) for i in rgb_idx])
+  planes = [
+    [_pillow(ex[key][int(i)]) for i in stack for key in ("flow_x", "flow_y")] for stack in flow_idx
+  ]
+  return rgb, np.stack([np.stack(p, -1) for p in planes])
+
+
 @pytest.mark.parametrize("scheme,flow_length", [("segments", 2), ("uniform", 3)])
 def test_canvas_clip_is_the_packed_decoded_clip(scheme, flow_length):
-  """Canvas decoding = ``pipeline.decode_clip`` packed (uniform stacks overlap:
-  repeated flows are decoded once and copied)."""
+  """Canvas decoding = Pillow's decoding of the clip, packed (uniform stacks
+  overlap: repeated flows are decoded once and copied)."""
   ex = _example(24, 40)
   rgb_idx, flow_idx = sampling.sample_clip(
     8, scheme=scheme, num_steps=4, flow_length=flow_length, rng=np.random.default_rng(0)
@@ -83,7 +92,7 @@ def test_canvas_clip_is_the_packed_decoded_clip(scheme, flow_length):
   assert (
     size == (24, 40) and rgb.shape == (4, pixels, 3) and flow.shape == (4, 2 * flow_length, pixels)
   )
-  want_rgb, want_flow = canvas.pack(*pipeline.decode_clip(ex, rgb_idx, flow_idx), pixels)
+  want_rgb, want_flow = canvas.pack(*_pillow_clip(ex, rgb_idx, flow_idx), pixels)
   np.testing.assert_array_equal(rgb, want_rgb)
   np.testing.assert_array_equal(flow, want_flow)
   # A flow plane of another size than the frames is an error, not garbage.
