@@ -33,6 +33,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+import jax
 import numpy as np
 
 from jaxact.data import jpeg
@@ -208,19 +209,10 @@ class Collate:
       elif ex[key] is not None:
         for c, clip in enumerate(ex[key]):
           clip.decode_into(rgb[b, c], flow[b, c])
-    out = _stack([{k: v for k, v in ex.items() if k != key} for ex in examples])
+    rest = [{k: v for k, v in ex.items() if k != key} for ex in examples]
+    out = jax.tree.map(lambda *xs: np.stack(xs), *rest)
     out["rgb"], out["flow"] = rgb, flow
     return out
-
-
-def _stack(dicts: Sequence[dict]) -> dict:
-  out = {}
-  for k, v in dicts[0].items():
-    if isinstance(v, dict):
-      out[k] = _stack([d[k] for d in dicts])
-    else:
-      out[k] = np.stack([np.asarray(d[k]) for d in dicts])
-  return out
 
 
 def pack(rgb: np.ndarray, flow: np.ndarray, pixels: int) -> tuple[np.ndarray, np.ndarray]:
