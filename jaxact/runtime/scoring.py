@@ -73,10 +73,9 @@ def make_eval_step(
   dtype = COMPUTE_DTYPES[compute_dtype]
 
   def scores(variables, batch):
+    b, v = batch["label"].shape[0], views_of(batch)
     if "aug" in batch:
       batch = device_augment.eval_inputs(batch, out_size=image_size)
-    b = batch["label"].shape[0]
-    v = batch["rgb"].shape[1] if "rgb" in batch else batch["flow"].shape[1]
     views = {
       k: batch[k].reshape((b * v,) + batch[k].shape[2:]) for k in ("rgb", "flow") if k in batch
     }
@@ -102,8 +101,9 @@ def average_views(probs: jax.Array, view_perm: jax.Array | None = None) -> jax.A
   return probs.mean(1)
 
 
-def _views(batch: dict) -> int:
-  """V of a host evaluation batch (canvases: clips × the ``aug`` views per clip)."""
+def views_of(batch: dict) -> int:
+  """V of an evaluation batch: canvases and ``aug`` (clips × views per clip)
+  or made views (their axis 1)."""
   if "aug" in batch:
     return batch["aug"]["affine"].shape[1] * batch["aug"]["affine"].shape[2]
   return batch["rgb"].shape[1] if "rgb" in batch else batch["flow"].shape[1]
@@ -163,7 +163,7 @@ def score_dataset(
       scores_fn = compiled["eval_step"] = jitted.lower(variables, gb).compile()
       mesh_lib.barrier("jaxact_eval_step_compiled")
     out = {k: _gather(v) for k, v in scores_fn(variables, gb).items()}
-    views = _views(batch)
+    views = views_of(batch)
     labels, mask, index = (_gather(gb[k]) for k in ("label", "mask", "index"))
     for row in np.nonzero(mask)[0]:
       by_index[int(index[row])] = ({k: v[row] for k, v in out.items()}, int(labels[row]))
